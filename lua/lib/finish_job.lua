@@ -1,0 +1,10 @@
+-- finish_job: record that a job left the active or waiting states for good (completed, dead or
+-- cancelled). The finished ZSET is scored by the time the record expires, so trim_finished can
+-- drop expired records oldest first. The caller has removed the job from its previous ZSET.
+local function finish_job(meta_key, id, job, state, finished_key, now, keep_ms)
+  job.state = state
+  job.deadline_ms = 0
+  job.finished_ms = now
+  job_save(meta_key, id, job)
+  redis.call("ZADD", finished_key, now + keep_ms, id)
+end

@@ -1,0 +1,196 @@
+"""The values the client takes and returns. All frozen; times are Unix milliseconds on the
+Redis server's clock, durations are milliseconds (the names say ``_ms``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._status import Outcome, State, Status
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """How one job is run. Every field has a default; pass only what differs.
+
+    Attributes:
+        priority: -1000..1000; higher runs first, FIFO within a priority.
+        delay_ms: run no earlier than this long after enqueue (server clock).
+        run_at_ms: run no earlier than this Unix time in ms (server clock); overrides delay_ms.
+        max_attempts: leases allowed in all (1..1000); an expired lease counts as one.
+        lease_ms: how long a worker holds the job per claim before it may be given to another,
+            unless the worker heartbeats.
+        backoff_ms: the first retry's delay; it doubles with each attempt ...
+        backoff_max_ms: ... up to this cap.
+        jitter: the share of each retry delay drawn at random, 0.0..1.0.
+        keep_result_ms: how long a completed job and its result are kept (and its id deduplicated).
+        keep_dead_ms: how long a dead or cancelled job is kept.
+    """
+
+    priority: int = 0
+    delay_ms: int = 0
+    run_at_ms: int | None = None
+    max_attempts: int = 3
+    lease_ms: int = 30_000
+    backoff_ms: int = 1_000
+    backoff_max_ms: int = 3_600_000
+    jitter: float = 0.5
+    keep_result_ms: int = DAY_MS
+    keep_dead_ms: int = 7 * DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Count limits on finished records, applied in bounded steps by the scripts that add them.
+
+    Age limits are per job (:attr:`JobOptions.keep_result_ms`, :attr:`JobOptions.keep_dead_ms`).
+    """
+
+    max_completed: int = 100_000
+    max_dead: int = 100_000
+    max_cancelled: int = 100_000
+    trim_batch: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job for :meth:`Queue.enqueue_many`: a payload, an optional id and options."""
+
+    payload: Any
+    id: str | None = None
+    options: JobOptions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The answer to enqueueing one job.
+
+    ``created`` is False when a job with that id existed already (the call changed nothing);
+    ``state`` is the job's state after the call.
+    """
+
+    id: str
+    created: bool
+    state: State
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A leased job, as a worker receives it.
+
+    ``token`` fences every later call about this lease; it is also a good idempotency key for the
+    job's own side effects. ``deadline_ms`` is when the lease runs out (server clock) unless a
+    heartbeat extends it.
+    """
+
+    queue: str
+    id: str
+    payload: Any
+    attempt: int
+    token: str
+    deadline_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The answer to a claim: the jobs leased, and whether this repeated an earlier claim id."""
+
+    jobs: list[Job]
+    now_ms: int
+    repeated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The answer to fail(): ``outcome`` is ``retry`` or ``dead``; ``run_at_ms`` is when a
+    retried job runs again (0 when dead). ``repeated`` is True when this token had failed the
+    job already: the first outcome is returned and nothing changed."""
+
+    outcome: Outcome
+    run_at_ms: int
+    repeated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The answer to a heartbeat: the ids whose lease is lost (stop them), and the new deadline
+    of each job in the order given (0 for a lost one)."""
+
+    lost: list[str]
+    deadlines_ms: list[int]
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """What one reap call did: jobs promoted from delayed, leases expired back to waiting,
+    jobs dead-lettered by expiry, finished records trimmed."""
+
+    promoted: int
+    requeued: int
+    dead: int
+    trimmed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStatus:
+    """The status of one item of a batch call (requeue, purge, complete)."""
+
+    id: str
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """Everything known about one job (:meth:`Queue.inspect`)."""
+
+    queue: str
+    id: str
+    state: State
+    attempt: int
+    max_attempts: int
+    priority: int
+    token: str
+    outcome: Outcome
+    worker: str
+    deadline_ms: int
+    created_ms: int
+    ready_ms: int
+    started_ms: int
+    finished_ms: int
+    options: JobOptions
+    payload: Any
+    result: Any
+    error: str | None
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveJob:
+    """One leased job in :class:`QueueStats`: who holds it and until when."""
+
+    id: str
+    worker: str
+    attempt: int
+    deadline_ms: int
+    started_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """A snapshot of a queue (:meth:`Queue.stats`), the monitor's view."""
+
+    queue: str
+    now_ms: int
+    counts: dict[State, int]
+    oldest_waiting_ms: int | None
+    active: list[ActiveJob] = field(default_factory=list)
+
+    @property
+    def oldest_waiting_age_ms(self) -> int | None:
+        """How long the longest-waiting ready job has waited, or None if none waits."""
+        if self.oldest_waiting_ms is None:
+            return None
+        return max(0, self.now_ms - self.oldest_waiting_ms)

@@ -1,0 +1,186 @@
+"""Reading script replies into values and errors. Pure: no I/O.
+
+Replies arrive as redis-py gives them with ``decode_responses=False``: lists of ``bytes`` and
+``int``. The first element is always a :class:`Status`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _codec
+from ._models import (
+    ActiveJob,
+    Claimed,
+    Enqueued,
+    Failed,
+    Heartbeat,
+    ItemStatus,
+    Job,
+    JobInfo,
+    JobOptions,
+    QueueStats,
+    Reaped,
+)
+from ._status import JOB_FIELDS, Outcome, State, Status
+from .errors import InvalidState, JobNotFound, LeaseLost, ScriptError
+
+
+def text(value: Any) -> str:
+    """A reply element as text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def status_of(reply: Any, script: str) -> Status:
+    """The status of a reply; :class:`ScriptError` for ``bad_arg`` or an unexpected shape."""
+    if not isinstance(reply, list) or not reply:
+        raise ScriptError(f"unexpected reply {reply!r:.80}", script=script)
+    try:
+        status = Status(text(reply[0]))
+    except ValueError:
+        raise ScriptError(f"unknown status {reply[0]!r:.40}", script=script) from None
+    if status is Status.BAD_ARG:
+        detail = text(reply[1]) if len(reply) > 1 else "?"
+        raise ScriptError(f"argument refused: {detail}", script=script)
+    return status
+
+
+class ReplyReader:
+    """Turns each script's reply into the client's values for one queue."""
+
+    def __init__(self, queue: str, max_payload_bytes: int) -> None:
+        self.queue = queue
+        self.max_payload_bytes = max_payload_bytes
+
+    def decode(self, data: bytes | None, what: str) -> Any:
+        """Decode a payload or result (None stays None)."""
+        if data is None:
+            return None
+        return _codec.decode(data, max_bytes=self.max_payload_bytes, what=what)
+
+    def enqueued(self, reply: Any) -> list[Enqueued]:
+        """enqueue.lua: one :class:`Enqueued` per job, in order."""
+        status_of(reply, "enqueue")
+        items = reply[2:]
+        return [
+            Enqueued(text(items[i]), text(items[i + 1]) == Status.OK, State(text(items[i + 2])))
+            for i in range(0, len(items), 3)
+        ]
+
+    def claimed(self, reply: Any) -> Claimed:
+        """claim.lua: the jobs leased, payloads decoded."""
+        status = status_of(reply, "claim")
+        items = reply[2:]
+        jobs = [
+            Job(
+                queue=self.queue,
+                id=text(items[i]),
+                payload=self.decode(items[i + 1], "payload"),
+                attempt=int(items[i + 2]),
+                token=text(items[i + 3]),
+                deadline_ms=int(items[i + 4]),
+            )
+            for i in range(0, len(items), 5)
+        ]
+        return Claimed(jobs, int(reply[1]), repeated=status is Status.DUPLICATE)
+
+    def item_statuses(self, ids: list[str], reply: Any) -> list[ItemStatus]:
+        """complete.lua: one status per item, in order."""
+        status_of(reply, "complete")
+        return [ItemStatus(job_id, Status(text(s))) for job_id, s in zip(ids, reply[1:], strict=True)]
+
+    def listed_statuses(self, reply: Any) -> list[ItemStatus]:
+        """requeue.lua and purge.lua: (id, status) pairs after the count."""
+        status_of(reply, "requeue/purge")
+        items = reply[2:]
+        return [ItemStatus(text(items[i]), Status(text(items[i + 1]))) for i in range(0, len(items), 2)]
+
+    def failed(self, job_id: str, reply: Any) -> Failed:
+        """fail.lua: the outcome, or :class:`LeaseLost` / :class:`JobNotFound`."""
+        status = status_of(reply, "fail")
+        if status is Status.NOT_FOUND:
+            raise JobNotFound("no such job", queue=self.queue, job_id=job_id)
+        if status is Status.LEASE_LOST:
+            raise LeaseLost("the lease is no longer held", queue=self.queue, job_id=job_id)
+        return Failed(Outcome(text(reply[1])), int(reply[2]), repeated=status is Status.DUPLICATE)
+
+    def heartbeat(self, reply: Any) -> Heartbeat:
+        """heartbeat.lua: the lost ids and the new deadlines."""
+        status_of(reply, "heartbeat")
+        return Heartbeat([text(i) for i in reply[2]], [int(d) for d in reply[3]], int(reply[1]))
+
+    def reaped(self, reply: Any) -> Reaped:
+        """reap.lua: what was done."""
+        status_of(reply, "reap")
+        return Reaped(*(int(n) for n in reply[1:5]))
+
+    def cancelled(self, job_id: str, reply: Any) -> bool:
+        """cancel.lua: True when cancelled now, False when already cancelled."""
+        status = status_of(reply, "cancel")
+        if status is Status.NOT_FOUND:
+            raise JobNotFound("no such job", queue=self.queue, job_id=job_id)
+        if status is Status.BAD_STATE:
+            raise InvalidState(
+                "only a waiting or delayed job can be cancelled",
+                queue=self.queue,
+                job_id=job_id,
+                state=text(reply[1]),
+            )
+        return status is Status.OK
+
+    def job_info(self, job_id: str, reply: Any) -> JobInfo:
+        """inspect.lua: the whole record, payload and result decoded."""
+        status = status_of(reply, "inspect")
+        if status is Status.NOT_FOUND:
+            raise JobNotFound("no such job", queue=self.queue, job_id=job_id)
+        record = dict(zip(JOB_FIELDS, reply[2], strict=True))
+        numbers = {k: int(v) for k, v in record.items() if isinstance(v, int)}
+        options = JobOptions(
+            priority=numbers["priority"],
+            max_attempts=numbers["max_attempts"],
+            lease_ms=numbers["lease_ms"],
+            backoff_ms=numbers["backoff_ms"],
+            backoff_max_ms=numbers["backoff_max_ms"],
+            jitter=numbers["jitter_pm"] / 1000,
+            keep_result_ms=numbers["keep_result_ms"],
+            keep_dead_ms=numbers["keep_dead_ms"],
+        )
+        error = reply[5]
+        return JobInfo(
+            queue=self.queue,
+            id=job_id,
+            state=State(text(record["state"])),
+            attempt=numbers["attempt"],
+            max_attempts=numbers["max_attempts"],
+            priority=numbers["priority"],
+            token=text(record["token"]),
+            outcome=Outcome(text(record["outcome"])),
+            worker=text(record["worker"]),
+            deadline_ms=numbers["deadline_ms"],
+            created_ms=numbers["created_ms"],
+            ready_ms=numbers["ready_ms"],
+            started_ms=numbers["started_ms"],
+            finished_ms=numbers["finished_ms"],
+            options=options,
+            payload=self.decode(reply[3], "payload"),
+            result=self.decode(reply[4], "result"),
+            error=None if error is None else text(error),
+            now_ms=int(reply[1]),
+        )
+
+    def stats(self, reply: Any) -> QueueStats:
+        """stats.lua: counts per state, the oldest waiting job, the active jobs."""
+        status_of(reply, "stats")
+        order = (State.WAITING, State.DELAYED, State.ACTIVE, State.COMPLETED, State.DEAD,
+                 State.CANCELLED)
+        counts = {state: int(n) for state, n in zip(order, reply[2], strict=True)}
+        oldest = int(reply[3])
+        items = reply[4]
+        active = [
+            ActiveJob(text(items[i]), text(items[i + 1]), int(items[i + 2]), int(items[i + 3]),
+                      int(items[i + 4]))
+            for i in range(0, len(items), 5)
+        ]
+        return QueueStats(self.queue, int(reply[1]), counts, oldest or None, active)

@@ -1,0 +1,169 @@
+"""The synchronous client for one queue.
+
+Every method builds its call in the pure core (:mod:`scheduler._ops`) and sends it as one
+EVALSHA; redis-py reloads a script after ``NOSCRIPT`` (a restart, a failover, ``SCRIPT FLUSH``).
+Every call is safe to repeat after a lost reply: enqueue carries a job id, claim a claim id,
+and complete, fail and heartbeat a lease token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import redis
+
+from ._codec import DEFAULT_MAX_PAYLOAD_BYTES
+from ._keys import QueueKeys
+from ._models import (
+    Claimed,
+    Enqueued,
+    Failed,
+    Heartbeat,
+    ItemStatus,
+    JobInfo,
+    JobOptions,
+    JobSpec,
+    QueueStats,
+    Reaped,
+    Retention,
+)
+from ._ops import DEFAULT_MAINTENANCE, Call, LeaseRef, QueueOps
+from ._scripts import all_scripts
+from ._status import State
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+DEFAULT_PREFIX = "scheduler"
+
+
+def build_ops(
+    name: str,
+    prefix: str,
+    defaults: JobOptions | None,
+    retention: Retention | None,
+    max_payload_bytes: int,
+) -> QueueOps:
+    """The pure core for one queue, with its settings checked."""
+    return QueueOps(
+        QueueKeys(prefix, name),
+        defaults=defaults or JobOptions(),
+        retention=retention or Retention(),
+        max_payload_bytes=max_payload_bytes,
+    )
+
+
+def check_client(client: Any) -> None:
+    """Refuse a Redis client that decodes replies: payloads are bytes."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", {}) or {}
+    if kwargs.get("decode_responses"):
+        raise ConfigError("the Redis client must have decode_responses=False (payloads are bytes)")
+
+
+class Queue:
+    """One queue on one Redis, used synchronously.
+
+    Args:
+        client: a ``redis.Redis`` (``decode_responses=False``, the default).
+        name: the queue's name: 1-64 letters, digits, ``_``, ``.``, ``-``.
+        prefix: the first part of every key (``<prefix>:{<name>}:<part>``).
+        defaults: options for jobs enqueued without their own.
+        retention: count limits on finished records.
+        max_payload_bytes: size cap for one encoded payload or result.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        name: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        defaults: JobOptions | None = None,
+        retention: Retention | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        check_client(client)
+        self.ops = build_ops(name, prefix, defaults, retention, max_payload_bytes)
+        self.name = name
+        self.client = client
+        self._scripts = {n: client.register_script(s.text) for n, s in all_scripts().items()}
+
+    def _run(self, call: Call[T]) -> T:
+        reply = self._scripts[call.script](keys=call.keys, args=call.args)
+        return call.parse(reply)
+
+    def enqueue(
+        self, payload: Any, *, id: str | None = None, options: JobOptions | None = None
+    ) -> Enqueued:
+        """Enqueue one job. With an ``id`` that exists already, nothing changes and the answer
+        says ``created=False`` (so a retried call never makes a second job)."""
+        return self._run(self.ops.enqueue(payload, id=id, options=options))
+
+    def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        """Enqueue up to 1000 jobs in one atomic call."""
+        return self._run(self.ops.enqueue_many(specs))
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        count: int = 1,
+        claim_id: str | None = None,
+        lease_ms: int | None = None,
+        maintenance: int = DEFAULT_MAINTENANCE,
+    ) -> Claimed:
+        """Lease up to ``count`` waiting jobs to ``worker_id``. Pass your own ``claim_id`` to
+        repeat a claim safely: a repeat returns the same leases and leases nothing new."""
+        return self._run(
+            self.ops.claim(
+                worker_id, count=count, claim_id=claim_id, lease_ms=lease_ms,
+                maintenance=maintenance,
+            )
+        )
+
+    def complete(self, lease: LeaseRef, result: Any = None) -> bool:
+        """Complete a leased job, keeping ``result``. True when accepted now, False when this
+        lease had completed it already. Raises :class:`LeaseLost` if the lease is not current."""
+        return self._run(self.ops.complete(lease, result))
+
+    def complete_many(self, items: Sequence[tuple[LeaseRef, Any]]) -> list[ItemStatus]:
+        """Complete many leased jobs, each ``(lease, result)``; a status per item, no raise."""
+        return self._run(self.ops.complete_many(items))
+
+    def fail(
+        self, lease: LeaseRef, error: str, *, retryable: bool = True, delay_ms: int | None = None
+    ) -> Failed:
+        """Fail a leased job's attempt; see :meth:`QueueOps.fail`."""
+        return self._run(self.ops.fail(lease, error, retryable=retryable, delay_ms=delay_ms))
+
+    def heartbeat(self, leases: Sequence[LeaseRef], *, lease_ms: int | None = None) -> Heartbeat:
+        """Extend many leases in one call; the answer lists the ids whose lease is lost."""
+        return self._run(self.ops.heartbeat(leases, lease_ms=lease_ms))
+
+    def reap(self, *, limit: int = 1000) -> Reaped:
+        """Promote due delayed jobs, expire leases and trim old records, bounded by ``limit``."""
+        return self._run(self.ops.reap(limit=limit))
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a waiting or delayed job (False if it was cancelled already)."""
+        return self._run(self.ops.cancel(job_id))
+
+    def requeue(self, ids: Sequence[str] = (), *, limit: int = 100) -> list[ItemStatus]:
+        """Move dead jobs back to waiting with fresh attempts: ``ids``, or the oldest ``limit``."""
+        return self._run(self.ops.requeue(ids, limit=limit))
+
+    def purge(
+        self, state: State | str, ids: Sequence[str] = (), *, limit: int = 100
+    ) -> list[ItemStatus]:
+        """Delete finished jobs of ``state`` for good: ``ids``, or the oldest ``limit``."""
+        return self._run(self.ops.purge(state, ids, limit=limit))
+
+    def inspect(self, job_id: str) -> JobInfo:
+        """Everything known about one job. Raises :class:`JobNotFound`."""
+        return self._run(self.ops.inspect(job_id))
+
+    def stats(self, *, active_limit: int = 100) -> QueueStats:
+        """Counts per state, the oldest waiting job and the active jobs with their workers."""
+        return self._run(self.ops.stats(active_limit=active_limit))

@@ -1,0 +1,76 @@
+"""The exceptions this package raises, all under one base::
+
+    SchedulerError                 anything this package raises on purpose
+    ├── ConfigError                bad settings: a queue name, a prefix, a Redis client set up wrong
+    ├── ValidationError            a bad argument to a call, refused before anything is sent
+    │   └── PayloadError           a payload or result that cannot be encoded, decoded, or is too big
+    ├── JobError                   about one job; carries ``queue`` and ``job_id``
+    │   ├── JobNotFound            no job with that id (never enqueued, or trimmed)
+    │   ├── DuplicateJob           a job with that id exists already
+    │   ├── InvalidState           the job is in a state the call does not apply to; ``state``
+    │   └── LeaseLost              the lease token is not the job's current, unexpired lease
+    └── ScriptError                a script replied with something the client did not expect
+
+Errors from redis-py itself (``redis.ConnectionError``, ``redis.TimeoutError``, ``OutOfMemoryError``
+and the rest) pass through unwrapped: a lost reply means the outcome is unknown, and every call
+in this package is safe to repeat.
+"""
+
+from __future__ import annotations
+
+
+class SchedulerError(Exception):
+    """Base of every exception this package raises on purpose."""
+
+
+class ConfigError(SchedulerError):
+    """A setting is invalid: a queue name, a prefix, a limit, a Redis client set up wrong."""
+
+
+class ValidationError(SchedulerError, ValueError):
+    """An argument to a call is invalid. Raised before anything is sent to Redis."""
+
+
+class PayloadError(ValidationError):
+    """A payload or result cannot be encoded or decoded, or is over the size limit."""
+
+
+class JobError(SchedulerError):
+    """An error about one job of one queue."""
+
+    def __init__(self, message: str, *, queue: str, job_id: str) -> None:
+        super().__init__(f"{message} (queue {queue!r}, job {job_id!r})")
+        self.queue = queue
+        self.job_id = job_id
+
+
+class JobNotFound(JobError):
+    """No job with that id: never enqueued, or its record was trimmed after its retention."""
+
+
+class DuplicateJob(JobError):
+    """A job with that id exists already."""
+
+
+class InvalidState(JobError):
+    """The job is in a state the call does not apply to; ``state`` says which."""
+
+    def __init__(self, message: str, *, queue: str, job_id: str, state: str) -> None:
+        super().__init__(f"{message}: job is {state}", queue=queue, job_id=job_id)
+        self.state = state
+
+
+class LeaseLost(JobError):
+    """The lease token is not the job's current, unexpired lease.
+
+    The job may have been reaped and handed to another worker. The caller must not commit any
+    side effect for it: whatever it was doing is now another worker's to do.
+    """
+
+
+class ScriptError(SchedulerError):
+    """A script replied with something the client did not expect (or refused an argument)."""
+
+    def __init__(self, message: str, *, script: str) -> None:
+        super().__init__(f"{script}: {message}")
+        self.script = script
