@@ -22,7 +22,9 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise PayloadError(f"msgpack ext type {code} is not accepted")
 
 
-def encode(value: Any, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, what: str = "payload") -> bytes:
+def encode(
+    value: Any, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, what: str = "payload"
+) -> bytes:
     """Encode ``value`` with msgpack, or raise :class:`PayloadError` before anything is sent.
 
     Tuples are encoded as lists (they decode as lists).
@@ -36,7 +38,9 @@ def encode(value: Any, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, what: str 
     return data
 
 
-def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, what: str = "payload") -> Any:
+def decode(
+    data: bytes, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, what: str = "payload"
+) -> Any:
     """Decode msgpack ``data`` strictly, or raise :class:`PayloadError`."""
     if len(data) > max_bytes:
         raise PayloadError(f"{what} is {len(data)} bytes, over the limit of {max_bytes}")

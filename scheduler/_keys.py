@@ -41,9 +41,7 @@ def validate_queue_name(name: object) -> str:
     tag (``x:{a}b}:y`` hashes as ``a``), putting this queue's keys into another queue's slot.
     """
     if not isinstance(name, str) or not QUEUE_NAME_PATTERN.fullmatch(name):
-        raise ConfigError(
-            f"invalid queue name {name!r}: use 1-64 letters, digits, '_', '.' or '-'"
-        )
+        raise ConfigError(f"invalid queue name {name!r}: use 1-64 letters, digits, '_', '.' or '-'")
     return name
 
 

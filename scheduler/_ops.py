@@ -212,7 +212,9 @@ class QueueOps:
         )
         return self._call("fail", args, lambda reply: self._read.failed(job_id, reply))
 
-    def heartbeat(self, refs: Sequence[LeaseRef], *, lease_ms: int | None = None) -> Call[Heartbeat]:
+    def heartbeat(
+        self, refs: Sequence[LeaseRef], *, lease_ms: int | None = None
+    ) -> Call[Heartbeat]:
         """Extend many leases; the reply lists the ids whose lease is lost."""
         check_batch(list(refs), "heartbeat")
         args: list[Arg] = [0 if lease_ms is None else check_int(lease_ms, "lease_ms", 1, MAX_MS)]
@@ -243,7 +245,7 @@ class QueueOps:
         """Move dead jobs back to waiting (attempts reset): these ids, or the oldest ``limit``."""
         if len(ids) > MAX_BATCH:
             raise ValidationError(f"requeue takes at most {MAX_BATCH} ids")
-        args = [check_int(limit, "limit", 1, MAX_BATCH), *(check_id(i) for i in ids)]
+        args: list[Arg] = [check_int(limit, "limit", 1, MAX_BATCH), *(check_id(i) for i in ids)]
         return self._call("requeue", args, self._read.listed_statuses)
 
     def purge(

@@ -89,13 +89,17 @@ class ReplyReader:
     def item_statuses(self, ids: list[str], reply: Any) -> list[ItemStatus]:
         """complete.lua: one status per item, in order."""
         status_of(reply, "complete")
-        return [ItemStatus(job_id, Status(text(s))) for job_id, s in zip(ids, reply[1:], strict=True)]
+        return [
+            ItemStatus(job_id, Status(text(s))) for job_id, s in zip(ids, reply[1:], strict=True)
+        ]
 
     def listed_statuses(self, reply: Any) -> list[ItemStatus]:
         """requeue.lua and purge.lua: (id, status) pairs after the count."""
         status_of(reply, "requeue/purge")
         items = reply[2:]
-        return [ItemStatus(text(items[i]), Status(text(items[i + 1]))) for i in range(0, len(items), 2)]
+        return [
+            ItemStatus(text(items[i]), Status(text(items[i + 1]))) for i in range(0, len(items), 2)
+        ]
 
     def failed(self, job_id: str, reply: Any) -> Failed:
         """fail.lua: the outcome, or :class:`LeaseLost` / :class:`JobNotFound`."""
@@ -173,14 +177,25 @@ class ReplyReader:
     def stats(self, reply: Any) -> QueueStats:
         """stats.lua: counts per state, the oldest waiting job, the active jobs."""
         status_of(reply, "stats")
-        order = (State.WAITING, State.DELAYED, State.ACTIVE, State.COMPLETED, State.DEAD,
-                 State.CANCELLED)
+        order = (
+            State.WAITING,
+            State.DELAYED,
+            State.ACTIVE,
+            State.COMPLETED,
+            State.DEAD,
+            State.CANCELLED,
+        )
         counts = {state: int(n) for state, n in zip(order, reply[2], strict=True)}
         oldest = int(reply[3])
         items = reply[4]
         active = [
-            ActiveJob(text(items[i]), text(items[i + 1]), int(items[i + 2]), int(items[i + 3]),
-                      int(items[i + 4]))
+            ActiveJob(
+                text(items[i]),
+                text(items[i + 1]),
+                int(items[i + 2]),
+                int(items[i + 3]),
+                int(items[i + 4]),
+            )
             for i in range(0, len(items), 5)
         ]
         return QueueStats(self.queue, int(reply[1]), counts, oldest or None, active)

@@ -41,8 +41,10 @@ def check_batch(items: list[Any], what: str) -> None:
 def option_args(options: JobOptions) -> tuple[int, ...]:
     """The ten numbers of one option set, in enqueue.lua's order, each checked."""
     jitter = options.jitter
-    if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not (
-        math.isfinite(jitter) and 0.0 <= jitter <= 1.0
+    if (
+        isinstance(jitter, bool)
+        or not isinstance(jitter, int | float)
+        or not (math.isfinite(jitter) and 0.0 <= jitter <= 1.0)
     ):
         raise ValidationError(f"jitter must be a number in 0.0..1.0, not {jitter!r}")
     run_at = options.run_at_ms

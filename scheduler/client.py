@@ -118,7 +118,10 @@ class Queue:
         repeat a claim safely: a repeat returns the same leases and leases nothing new."""
         return self._run(
             self.ops.claim(
-                worker_id, count=count, claim_id=claim_id, lease_ms=lease_ms,
+                worker_id,
+                count=count,
+                claim_id=claim_id,
+                lease_ms=lease_ms,
                 maintenance=maintenance,
             )
         )

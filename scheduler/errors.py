@@ -3,7 +3,7 @@
     SchedulerError                 anything this package raises on purpose
     ├── ConfigError                bad settings: a queue name, a prefix, a Redis client set up wrong
     ├── ValidationError            a bad argument to a call, refused before anything is sent
-    │   └── PayloadError           a payload or result that cannot be encoded, decoded, or is too big
+    │   └── PayloadError           a payload or result that cannot be encoded or decoded, or too big
     ├── JobError                   about one job; carries ``queue`` and ``job_id``
     │   ├── JobNotFound            no job with that id (never enqueued, or trimmed)
     │   ├── DuplicateJob           a job with that id exists already
