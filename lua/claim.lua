@@ -1,9 +1,12 @@
-#!lua
+#!lua flags=allow-oom
 --[[
 claim: lease up to `count` waiting jobs to one worker, in one atomic call.
 
 Before it claims it promotes due delayed jobs and reaps expired leases (each bounded), so a
 queue with live workers needs no separate reaper to recover a dead worker's jobs.
+
+Runs under OOM (allow-oom): a claim moves jobs rather than adding them, so a full server can
+still drain its queue while enqueue is refused.
 
 KEYS[1]  clock      (STRING)  test-only clock offset, see lib/now.lua
 KEYS[2]  meta       (HASH)    job id -> job record
