@@ -3,6 +3,7 @@
 -- record, payload, result and error. Bounded by 2 * limit deletions. Needs delete_jobs.lua.
 local function trim_finished(finished_key, meta_key, payload_key, result_key, error_key,
                              now, max_count, limit)
+  if limit <= 0 then return 0 end
   local victims = redis.call("ZRANGEBYSCORE", finished_key, "-inf", now, "LIMIT", 0, limit)
   local excess = redis.call("ZCARD", finished_key) - #victims - max_count
   if excess > 0 then
