@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .errors import ConfigError
 
@@ -118,11 +120,14 @@ class LocalRedis:
     def stop(self) -> None:
         """Shut the server down (no save), wait for it, and delete its folder."""
         if self.process is not None and self.process.poll() is None:
+            # A client that does not retry: the server closing the connection is the success.
+            client = redis.Redis(port=self.port, socket_timeout=2.0, retry=Retry(NoBackoff(), 0))
             try:
-                client = redis.Redis(port=self.port, socket_timeout=2.0)
                 client.shutdown(nosave=True)
             except (redis.RedisError, OSError):
                 pass
+            finally:
+                client.close()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
