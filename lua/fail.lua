@@ -27,7 +27,9 @@ ARGV[7] trim_limit  the most records to trim in this call (0..MAX_BATCH)
 Reply:  {STATUS.ok, outcome, run_at_ms}: outcome "retry" (waiting again, or delayed until
           run_at_ms) or "dead" (run_at_ms = 0)
         {STATUS.duplicate, outcome, run_at_ms}: this token already failed the job; the first
-          outcome stands (run_at_ms is then the job's ready_ms, or 0 when dead)
+          outcome stands (run_at_ms is then the job's ready_ms, or 0 when dead). A token's
+          outcome is remembered until the job's next claim; a repeat after that gets
+          lease_lost, which changes nothing either
         {STATUS.lease_lost}: the token is not the current, unexpired lease; nothing changed
         {STATUS.not_found}; {STATUS.bad_arg, name}: nothing is written
 
