@@ -62,6 +62,12 @@ def check_client(client: Any) -> None:
         raise ConfigError("the Redis client must have decode_responses=False (payloads are bytes)")
 
 
+def register_scripts(client: Any) -> dict[str, Any]:
+    """Every script registered on ``client`` (sync or asyncio): each call sends EVALSHA and
+    reloads the script after ``NOSCRIPT``."""
+    return {name: client.register_script(src.text) for name, src in all_scripts().items()}
+
+
 class Queue:
     """One queue on one Redis, used synchronously.
 
@@ -88,7 +94,7 @@ class Queue:
         self.ops = build_ops(name, prefix, defaults, retention, max_payload_bytes)
         self.name = name
         self.client = client
-        self._scripts = {n: client.register_script(s.text) for n, s in all_scripts().items()}
+        self._scripts = register_scripts(client)
 
     def _run(self, call: Call[T]) -> T:
         reply = self._scripts[call.script](keys=call.keys, args=call.args)

@@ -1,0 +1,134 @@
+"""The asyncio client for one queue: the same surface as :class:`scheduler.Queue`, awaiting.
+
+A thin shell over the same pure core (:mod:`scheduler._ops`): each method builds its call there
+and awaits one EVALSHA. ``tests/unit/test_client_parity.py`` checks that the two clients'
+public methods have the same signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio
+
+from ._codec import DEFAULT_MAX_PAYLOAD_BYTES
+from ._models import (
+    Claimed,
+    Enqueued,
+    Failed,
+    Heartbeat,
+    ItemStatus,
+    JobInfo,
+    JobOptions,
+    JobSpec,
+    QueueStats,
+    Reaped,
+    Retention,
+)
+from ._ops import DEFAULT_MAINTENANCE, Call, LeaseRef
+from ._status import State
+from .client import DEFAULT_PREFIX, build_ops, check_client, register_scripts
+
+T = TypeVar("T")
+
+
+class AsyncQueue:
+    """One queue on one Redis, used from asyncio. Arguments as for :class:`scheduler.Queue`,
+    with a ``redis.asyncio.Redis`` client."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        name: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        defaults: JobOptions | None = None,
+        retention: Retention | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        check_client(client)
+        self.ops = build_ops(name, prefix, defaults, retention, max_payload_bytes)
+        self.name = name
+        self.client = client
+        self._scripts = register_scripts(client)
+
+    async def _run(self, call: Call[T]) -> T:
+        reply = await self._scripts[call.script](keys=call.keys, args=call.args)
+        return call.parse(reply)
+
+    async def enqueue(
+        self, payload: Any, *, id: str | None = None, options: JobOptions | None = None
+    ) -> Enqueued:
+        """Enqueue one job; see :meth:`scheduler.Queue.enqueue`."""
+        return await self._run(self.ops.enqueue(payload, id=id, options=options))
+
+    async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        """Enqueue up to 1000 jobs in one atomic call."""
+        return await self._run(self.ops.enqueue_many(specs))
+
+    async def claim(
+        self,
+        worker_id: str,
+        *,
+        count: int = 1,
+        claim_id: str | None = None,
+        lease_ms: int | None = None,
+        maintenance: int = DEFAULT_MAINTENANCE,
+    ) -> Claimed:
+        """Lease up to ``count`` waiting jobs; see :meth:`scheduler.Queue.claim`."""
+        return await self._run(
+            self.ops.claim(
+                worker_id,
+                count=count,
+                claim_id=claim_id,
+                lease_ms=lease_ms,
+                maintenance=maintenance,
+            )
+        )
+
+    async def complete(self, lease: LeaseRef, result: Any = None) -> bool:
+        """Complete a leased job; see :meth:`scheduler.Queue.complete`."""
+        return await self._run(self.ops.complete(lease, result))
+
+    async def complete_many(self, items: Sequence[tuple[LeaseRef, Any]]) -> list[ItemStatus]:
+        """Complete many leased jobs, each ``(lease, result)``; a status per item."""
+        return await self._run(self.ops.complete_many(items))
+
+    async def fail(
+        self, lease: LeaseRef, error: str, *, retryable: bool = True, delay_ms: int | None = None
+    ) -> Failed:
+        """Fail a leased job's attempt; see :meth:`scheduler.Queue.fail`."""
+        return await self._run(self.ops.fail(lease, error, retryable=retryable, delay_ms=delay_ms))
+
+    async def heartbeat(
+        self, leases: Sequence[LeaseRef], *, lease_ms: int | None = None
+    ) -> Heartbeat:
+        """Extend many leases in one call; the answer lists the ids whose lease is lost."""
+        return await self._run(self.ops.heartbeat(leases, lease_ms=lease_ms))
+
+    async def reap(self, *, limit: int = 1000) -> Reaped:
+        """Promote due delayed jobs, expire leases and trim old records, bounded by ``limit``."""
+        return await self._run(self.ops.reap(limit=limit))
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a waiting or delayed job (False if it was cancelled already)."""
+        return await self._run(self.ops.cancel(job_id))
+
+    async def requeue(self, ids: Sequence[str] = (), *, limit: int = 100) -> list[ItemStatus]:
+        """Move dead jobs back to waiting with fresh attempts: ``ids``, or the oldest ``limit``."""
+        return await self._run(self.ops.requeue(ids, limit=limit))
+
+    async def purge(
+        self, state: State | str, ids: Sequence[str] = (), *, limit: int = 100
+    ) -> list[ItemStatus]:
+        """Delete finished jobs of ``state`` for good: ``ids``, or the oldest ``limit``."""
+        return await self._run(self.ops.purge(state, ids, limit=limit))
+
+    async def inspect(self, job_id: str) -> JobInfo:
+        """Everything known about one job. Raises :class:`JobNotFound`."""
+        return await self._run(self.ops.inspect(job_id))
+
+    async def stats(self, *, active_limit: int = 100) -> QueueStats:
+        """Counts per state, the oldest waiting job and the active jobs with their workers."""
+        return await self._run(self.ops.stats(active_limit=active_limit))
