@@ -36,8 +36,9 @@ if not active_limit or #ARGV ~= 1 then return {STATUS.bad_arg, "active_limit"} e
 
 local now = now_ms(clock_key)
 local counts = {}
-for i, key in ipairs({ready_key, delayed_key, active_key, completed_key, dead_key, cancelled_key}) do
-  counts[i] = redis.call("ZCARD", key)
+for i, set_key in ipairs({ready_key, delayed_key, active_key, completed_key, dead_key,
+                         cancelled_key}) do
+  counts[i] = redis.call("ZCARD", set_key)
 end
 
 local oldest, band_start = 0, "-inf"

@@ -27,7 +27,8 @@ def encode(
 ) -> bytes:
     """Encode ``value`` with msgpack, or raise :class:`PayloadError` before anything is sent.
 
-    Tuples are encoded as lists (they decode as lists).
+    Only what :func:`decode` accepts back is encoded: map keys must be ``str`` or ``bytes``, and
+    ext types are refused. Tuples are encoded as lists (they decode as lists).
     """
     try:
         data: bytes = msgpack.packb(value, use_bin_type=True, datetime=False)
@@ -35,6 +36,9 @@ def encode(
         raise PayloadError(f"{what} cannot be encoded with msgpack: {exc}") from None
     if len(data) > max_bytes:
         raise PayloadError(f"{what} is {len(data)} bytes encoded, over the limit of {max_bytes}")
+    # msgpack packs some values that the strict decoder refuses (a map key that is not str or
+    # bytes, an ExtType). Such a job could never be read by a worker: refuse it here instead.
+    decode(data, max_bytes=max_bytes, what=what)
     return data
 
 

@@ -58,6 +58,14 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
 
 
+def _ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str | bytes):
+        raise ValidationError("ids must be a sequence of ids, not one string")
+    if len(ids) > MAX_BATCH:
+        raise ValidationError(f"at most {MAX_BATCH} ids per call, not {len(ids)}")
+    return [check_id(i) for i in ids]
+
+
 def new_id() -> str:
     """A fresh random id for a job or a claim (32 hex digits)."""
     return uuid.uuid4().hex
@@ -66,6 +74,8 @@ def new_id() -> str:
 def _lease(ref: LeaseRef) -> tuple[str, str]:
     if isinstance(ref, Job):
         return ref.id, ref.token
+    if not isinstance(ref, tuple) or len(ref) != 2:
+        raise ValidationError(f"a lease is a Job or a (job id, token) tuple, not {ref!r:.60}")
     job_id, token = ref
     check_id(job_id)
     if not isinstance(token, str) or not 1 <= len(token) <= 64:
@@ -243,9 +253,7 @@ class QueueOps:
 
     def requeue(self, ids: Sequence[str] = (), *, limit: int = 100) -> Call[list[ItemStatus]]:
         """Move dead jobs back to waiting (attempts reset): these ids, or the oldest ``limit``."""
-        if len(ids) > MAX_BATCH:
-            raise ValidationError(f"requeue takes at most {MAX_BATCH} ids")
-        args: list[Arg] = [check_int(limit, "limit", 1, MAX_BATCH), *(check_id(i) for i in ids)]
+        args: list[Arg] = [check_int(limit, "limit", 1, MAX_BATCH), *_ids(ids)]
         return self._call("requeue", args, self._read.listed_statuses)
 
     def purge(
@@ -258,9 +266,7 @@ class QueueOps:
             raise ValidationError(f"unknown state {state!r}") from None
         if not state.is_terminal:
             raise ValidationError(f"only finished jobs can be purged, not {state.value} ones")
-        if len(ids) > MAX_BATCH:
-            raise ValidationError(f"purge takes at most {MAX_BATCH} ids")
-        args = [state.value, check_int(limit, "limit", 1, MAX_BATCH), *(check_id(i) for i in ids)]
+        args: list[Arg] = [state.value, check_int(limit, "limit", 1, MAX_BATCH), *_ids(ids)]
         return self._call("purge", args, self._read.listed_statuses)
 
     def inspect(self, job_id: str) -> Call[JobInfo]:
