@@ -19,6 +19,7 @@ KEYS[8]  error      (HASH)    job id -> last error text
 KEYS[9]  seq        (STRING)  FIFO counter
 KEYS[10] claims     (HASH)    claim id -> "id token,id token,..." of the jobs that claim leased
 KEYS[11] claim_exp  (ZSET)    claim id by the time its record may be forgotten (ms)
+KEYS[12] wake       (LIST)    wake-up tokens for idle workers
 
 ARGV[1] worker_id     the claiming worker (an id: 1-128 of [A-Za-z0-9_.:@/+=-])
 ARGV[2] claim_id      client-made, unique per claim attempt (same charset)
@@ -27,7 +28,9 @@ ARGV[4] lease_ms      lease duration; 0 = each job's own lease_ms
 ARGV[5] maintenance   how many due delayed jobs to promote and expired leases to reap (0..MAX_BATCH)
 
 Reply:  {STATUS.ok, now_ms, id_1, payload_1, attempt_1, token_1, deadline_1, ...}
-        {STATUS.empty, now_ms} when no job is waiting
+        {STATUS.empty, now_ms, next_ms} when no job is waiting; next_ms is the earliest time
+          something may become claimable (the first delayed job's run-at time or the first
+          lease deadline), 0 when there is none: an idle worker may wait until then
         {STATUS.duplicate, now_ms, ...jobs...} when claim_id was seen before: the jobs that claim
           leased and still hold that lease; nothing new is leased
         {STATUS.bad_arg, name}; nothing is written
@@ -49,7 +52,7 @@ jobs at most once.
 
 local clock_key, meta_key, payload_key, ready_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local delayed_key, active_key, dead_key, error_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local seq_key, claims_key, claim_exp_key = KEYS[9], KEYS[10], KEYS[11]
+local seq_key, claims_key, claim_exp_key, wake_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 
 local worker_id = id_arg(ARGV[1])
 if not worker_id then return {STATUS.bad_arg, "worker_id"} end
@@ -82,13 +85,27 @@ if previous then
 end
 
 if maintenance > 0 then
-  promote_due(delayed_key, ready_key, meta_key, seq_key, now, maintenance)
-  reap_expired(active_key, ready_key, dead_key, meta_key, seq_key, error_key, now, maintenance)
+  promote_due(delayed_key, ready_key, meta_key, seq_key, wake_key, now, maintenance)
+  reap_expired(active_key, ready_key, dead_key, meta_key, seq_key, wake_key, error_key, now,
+    maintenance)
   forget_claims(claims_key, claim_exp_key, now, maintenance)
 end
 
+-- The earliest time at which a job may become claimable without an enqueue.
+local function next_event_ms()
+  local next_ms = 0
+  for _, set_key in ipairs({delayed_key, active_key}) do
+    local first = redis.call("ZRANGE", set_key, 0, 0, "WITHSCORES")
+    if #first > 0 then
+      local at = tonumber(first[2])
+      if next_ms == 0 or at < next_ms then next_ms = at end
+    end
+  end
+  return next_ms
+end
+
 local popped = redis.call("ZPOPMIN", ready_key, count)
-if #popped == 0 then return {STATUS.empty, now} end
+if #popped == 0 then return {STATUS.empty, now, next_event_ms()} end
 
 local reply, record, last_deadline = {STATUS.ok, now}, {}, now
 for i = 1, #popped, 2 do
@@ -114,7 +131,7 @@ for i = 1, #popped, 2 do
     last_deadline = math.max(last_deadline, job.deadline_ms)
   end
 end
-if #record == 0 then return {STATUS.empty, now} end
+if #record == 0 then return {STATUS.empty, now, next_event_ms()} end
 redis.call("HSET", claims_key, claim_id, table.concat(record, ","))
 redis.call("ZADD", claim_exp_key, last_deadline, claim_id)
 return reply

@@ -8,6 +8,7 @@ KEYS[3] payload  (HASH)    job id -> payload bytes (opaque msgpack)
 KEYS[4] ready    (ZSET)    waiting job ids by priority, then FIFO (lib/ready.lua)
 KEYS[5] delayed  (ZSET)    delayed job ids by run-at time (ms)
 KEYS[6] seq      (STRING)  the queue's FIFO counter
+KEYS[7] wake     (LIST)    wake-up tokens for idle workers (lib/ready.lua)
 
 ARGV[1]   n_options: number of option sets that follow (1..MAX_BATCH)
 ARGV[...] each option set, 10 values:
@@ -32,7 +33,7 @@ as long as its record is kept (the deduplication window is the job's retention).
 -- @include ready
 
 local clock_key, meta_key, payload_key = KEYS[1], KEYS[2], KEYS[3]
-local ready_key, delayed_key, seq_key = KEYS[4], KEYS[5], KEYS[6]
+local ready_key, delayed_key, seq_key, wake_key = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 
 local OPTION_NAMES = {
   {"priority", -1000, 1000}, {"delay_ms", 0, MAX_MS}, {"run_at_ms", 0, MAX_MS},
@@ -100,6 +101,6 @@ for j = 0, n_jobs - 1 do
     reply[#reply + 1] = job.state
   end
 end
-ready_push(ready_key, seq_key, ready_ids, ready_priorities)
+ready_push(ready_key, seq_key, wake_key, ready_ids, ready_priorities)
 reply[2] = created
 return reply

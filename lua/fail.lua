@@ -15,6 +15,7 @@ KEYS[7]  dead       (ZSET)    dead job ids by record expiry
 KEYS[8]  result     (HASH)    job id -> result bytes (deleted when a record is trimmed)
 KEYS[9]  error      (HASH)    job id -> last error text
 KEYS[10] seq        (STRING)  FIFO counter
+KEYS[11] wake       (LIST)    wake-up tokens for idle workers
 
 ARGV[1] id          the job
 ARGV[2] token       its lease token
@@ -49,7 +50,7 @@ only when the failure is marked non-retryable; attempts never exceed max_attempt
 
 local clock_key, meta_key, payload_key, ready_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local delayed_key, active_key, dead_key, result_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local error_key, seq_key = KEYS[9], KEYS[10]
+local error_key, seq_key, wake_key = KEYS[9], KEYS[10], KEYS[11]
 
 local id = id_arg(ARGV[1])
 if not id then return {STATUS.bad_arg, "id"} end
@@ -100,7 +101,7 @@ if delay > 0 then
 else
   job.state = STATE.waiting
   job_save(meta_key, id, job)
-  ready_push(ready_key, seq_key, {id}, {job.priority})
+  ready_push(ready_key, seq_key, wake_key, {id}, {job.priority})
 end
 trim_finished(dead_key, meta_key, payload_key, result_key, error_key, now, max_dead, trim_limit)
 return {STATUS.ok, OUTCOME.retry, job.ready_ms}

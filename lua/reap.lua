@@ -21,6 +21,7 @@ KEYS[11] error      (HASH)    job id -> last error text
 KEYS[12] seq        (STRING)  FIFO counter
 KEYS[13] claims     (HASH)    claim id -> jobs leased by that claim
 KEYS[14] claim_exp  (ZSET)    claim id by forget time
+KEYS[15] wake       (LIST)    wake-up tokens for idle workers
 
 ARGV[1] limit          the most items of each kind handled in this call (1..MAX_BATCH)
 ARGV[2] max_completed  the most completed records to keep (0..10^9)
@@ -48,7 +49,7 @@ attempt >= max_attempts; every step is bounded by limit.
 local clock_key, meta_key, payload_key, ready_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local delayed_key, active_key, completed_key, dead_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local cancelled_key, result_key, error_key, seq_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local claims_key, claim_exp_key = KEYS[13], KEYS[14]
+local claims_key, claim_exp_key, wake_key = KEYS[13], KEYS[14], KEYS[15]
 
 local limit = int_arg(ARGV[1], 1, MAX_BATCH)
 if not limit then return {STATUS.bad_arg, "limit"} end
@@ -61,8 +62,8 @@ if not max_cancelled then return {STATUS.bad_arg, "max_cancelled"} end
 if #ARGV ~= 4 then return {STATUS.bad_arg, "argv"} end
 
 local now = now_ms(clock_key)
-local promoted = promote_due(delayed_key, ready_key, meta_key, seq_key, now, limit)
-local requeued, dead = reap_expired(active_key, ready_key, dead_key, meta_key, seq_key,
+local promoted = promote_due(delayed_key, ready_key, meta_key, seq_key, wake_key, now, limit)
+local requeued, dead = reap_expired(active_key, ready_key, dead_key, meta_key, seq_key, wake_key,
   error_key, now, limit)
 local trimmed = 0
 for _, pair in ipairs({{completed_key, max_completed}, {dead_key, max_dead},

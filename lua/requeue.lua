@@ -8,6 +8,7 @@ KEYS[2] meta     (HASH)    job id -> job record
 KEYS[3] ready    (ZSET)    waiting job ids by priority, then FIFO
 KEYS[4] dead     (ZSET)    dead job ids by record expiry
 KEYS[5] seq      (STRING)  FIFO counter
+KEYS[6] wake     (LIST)    wake-up tokens for idle workers
 
 ARGV[1] limit    with no ids: how many of the oldest dead jobs to requeue (1..MAX_BATCH)
 ARGV[2..] ids    the jobs to requeue (at most MAX_BATCH); none = the oldest `limit`
@@ -24,7 +25,8 @@ Invariants: only dead jobs move; each moves from the dead ZSET to the ready ZSET
 -- @include job
 -- @include ready
 
-local clock_key, meta_key, ready_key, dead_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local clock_key, meta_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local seq_key, wake_key = KEYS[5], KEYS[6]
 
 local limit = int_arg(ARGV[1], 1, MAX_BATCH)
 if not limit then return {STATUS.bad_arg, "limit"} end
@@ -59,6 +61,6 @@ for _, id in ipairs(ids) do
   reply[#reply + 1] = id
   reply[#reply + 1] = status
 end
-ready_push(ready_key, seq_key, moved, priorities)
+ready_push(ready_key, seq_key, wake_key, moved, priorities)
 reply[2] = #moved
 return reply

@@ -27,6 +27,7 @@ KEY_PARTS: tuple[str, ...] = (
     "seq",
     "claims",
     "claim_exp",
+    "wake",
 )
 """Every key a queue owns; the names a script header gives its KEYS."""
 

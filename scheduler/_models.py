@@ -95,11 +95,17 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """The answer to a claim: the jobs leased, and whether this repeated an earlier claim id."""
+    """The answer to a claim: the jobs leased, and whether this repeated an earlier claim id.
+
+    When nothing was claimable, ``next_ms`` is the earliest server time at which a job may
+    become claimable without a new enqueue (a delayed job's run-at time, or a lease deadline),
+    or None when no such time is known: an idle worker can wait for the wake signal until then.
+    """
 
     jobs: list[Job]
     now_ms: int
     repeated: bool = False
+    next_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

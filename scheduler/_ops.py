@@ -233,6 +233,17 @@ class QueueOps:
             args.extend(_lease(ref))
         return self._call("heartbeat", args, self._read.heartbeat)
 
+    def release(self, refs: Sequence[LeaseRef]) -> Call[list[ItemStatus]]:
+        """Hand back leases that will not be finished; the jobs wait again, first in line."""
+        check_batch(list(refs), "release")
+        args: list[Arg] = [len(refs)]
+        ids = []
+        for ref in refs:
+            job_id, token = _lease(ref)
+            ids.append(job_id)
+            args += [job_id, token]
+        return self._call("release", args, lambda reply: self._read.item_statuses(ids, reply))
+
     # -- maintenance and administration -----------------------------------------------------
 
     def reap(self, *, limit: int = 1000) -> Call[Reaped]:

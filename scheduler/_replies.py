@@ -72,6 +72,9 @@ class ReplyReader:
     def claimed(self, reply: Any) -> Claimed:
         """claim.lua: the jobs leased, payloads decoded."""
         status = status_of(reply, "claim")
+        if status is Status.EMPTY:
+            next_ms = int(reply[2]) if len(reply) > 2 else 0
+            return Claimed([], int(reply[1]), next_ms=next_ms or None)
         items = reply[2:]
         jobs = [
             Job(
@@ -87,8 +90,8 @@ class ReplyReader:
         return Claimed(jobs, int(reply[1]), repeated=status is Status.DUPLICATE)
 
     def item_statuses(self, ids: list[str], reply: Any) -> list[ItemStatus]:
-        """complete.lua: one status per item, in order."""
-        status_of(reply, "complete")
+        """complete.lua and release.lua: one status per item, in order."""
+        status_of(reply, "complete/release")
         return [
             ItemStatus(job_id, Status(text(s))) for job_id, s in zip(ids, reply[1:], strict=True)
         ]

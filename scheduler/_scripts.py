@@ -24,6 +24,7 @@ SCRIPT_NAMES: tuple[str, ...] = (
     "complete",
     "fail",
     "heartbeat",
+    "release",
     "reap",
     "cancel",
     "requeue",

@@ -107,6 +107,10 @@ class AsyncQueue:
         """Extend many leases in one call; the answer lists the ids whose lease is lost."""
         return await self._run(self.ops.heartbeat(leases, lease_ms=lease_ms))
 
+    async def release(self, leases: Sequence[LeaseRef]) -> list[ItemStatus]:
+        """Hand back leases this worker will not finish; see :meth:`scheduler.Queue.release`."""
+        return await self._run(self.ops.release(leases))
+
     async def reap(self, *, limit: int = 1000) -> Reaped:
         """Promote due delayed jobs, expire leases and trim old records, bounded by ``limit``."""
         return await self._run(self.ops.reap(limit=limit))

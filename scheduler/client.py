@@ -151,6 +151,11 @@ class Queue:
         """Extend many leases in one call; the answer lists the ids whose lease is lost."""
         return self._run(self.ops.heartbeat(leases, lease_ms=lease_ms))
 
+    def release(self, leases: Sequence[LeaseRef]) -> list[ItemStatus]:
+        """Hand back leases this worker will not finish (say, on shutdown): each job waits
+        again at the front of its priority, its attempt given back. A status per item."""
+        return self._run(self.ops.release(leases))
+
     def reap(self, *, limit: int = 1000) -> Reaped:
         """Promote due delayed jobs, expire leases and trim old records, bounded by ``limit``."""
         return self._run(self.ops.reap(limit=limit))

@@ -1,6 +1,6 @@
 -- promote_due: move up to `limit` delayed jobs whose run-at time has come to the ready ZSET.
 -- Bounded by `limit`; returns the number moved. Needs STATE, job.lua and ready.lua.
-local function promote_due(delayed_key, ready_key, meta_key, seq_key, now, limit)
+local function promote_due(delayed_key, ready_key, meta_key, seq_key, wake_key, now, limit)
   local due = redis.call("ZRANGEBYSCORE", delayed_key, "-inf", now, "LIMIT", 0, limit)
   local ids, priorities = {}, {}
   for _, id in ipairs(due) do
@@ -13,6 +13,6 @@ local function promote_due(delayed_key, ready_key, meta_key, seq_key, now, limit
       priorities[#priorities + 1] = job.priority
     end
   end
-  ready_push(ready_key, seq_key, ids, priorities)
+  ready_push(ready_key, seq_key, wake_key, ids, priorities)
   return #ids
 end

@@ -1,20 +1,36 @@
 -- The ready ZSET orders waiting jobs: higher priority first, first in first out within a priority.
 -- score = (1000 - priority) * 2^42 + seq, exact in a double (< 2^53) for priority in -1000..1000
--- and seq below 2^42; seq comes from the queue's counter, so FIFO holds across calls.
+-- and seq below 2^42; seq comes from the queue's counter, so FIFO holds across calls. A job
+-- handed back unfinished gets seq 0: it goes before every other job of its priority.
+--
+-- Every push also signals the wake LIST: one token per job made ready (at most WAKE_MAX held),
+-- which idle workers wait on with BLPOP instead of polling.
 local SEQ_SPAN = 4398046511104  -- 2^42
+local WAKE_MAX = 64
 
 local function ready_score(priority, seq)
   return (1000 - priority) * SEQ_SPAN + (seq % SEQ_SPAN)
 end
 
--- Push the jobs in `ids` (already saved as waiting) in order; one INCRBY for the whole batch.
-local function ready_push(ready_key, seq_key, ids, priorities)
+local function wake_workers(wake_key, n)
+  local tokens = {}
+  for i = 1, math.min(n, WAKE_MAX) do tokens[i] = "1" end
+  redis.call("LPUSH", wake_key, unpack(tokens))
+  redis.call("LTRIM", wake_key, 0, WAKE_MAX - 1)
+end
+
+-- Push the jobs in `ids` (already saved as waiting) in order; one INCRBY for the whole batch,
+-- or none when `front` (a hand-back: seq 0).
+local function ready_push(ready_key, seq_key, wake_key, ids, priorities, front)
   local n = #ids
   if n == 0 then return end
-  local last = redis.call("INCRBY", seq_key, n)
+  local last = 0
+  if not front then last = redis.call("INCRBY", seq_key, n) end
   local args = {}
   for i = 1, n do
-    args[#args + 1] = ready_score(priorities[i], last - n + i)
+    local seq = 0
+    if not front then seq = last - n + i end
+    args[#args + 1] = ready_score(priorities[i], seq)
     args[#args + 1] = ids[i]
     if #args >= 512 then  -- unpack() is bounded by the Lua stack: flush in chunks
       redis.call("ZADD", ready_key, unpack(args))
@@ -22,4 +38,5 @@ local function ready_push(ready_key, seq_key, ids, priorities)
     end
   end
   if #args > 0 then redis.call("ZADD", ready_key, unpack(args)) end
+  wake_workers(wake_key, n)
 end

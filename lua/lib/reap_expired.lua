@@ -3,8 +3,8 @@
 -- waiting at once (it is offered again within lease + reaper interval), and a job whose
 -- attempts are used up goes to the dead letters with the reason. Bounded by `limit`.
 -- Returns requeued, dead. Needs STATE, OUTCOME, job.lua, ready.lua and finish.lua.
-local function reap_expired(active_key, ready_key, dead_key, meta_key, seq_key, error_key,
-                            now, limit)
+local function reap_expired(active_key, ready_key, dead_key, meta_key, seq_key, wake_key,
+                            error_key, now, limit)
   local expired = redis.call("ZRANGEBYSCORE", active_key, "-inf", now, "LIMIT", 0, limit)
   local ids, priorities, dead = {}, {}, 0
   for _, id in ipairs(expired) do
@@ -28,6 +28,6 @@ local function reap_expired(active_key, ready_key, dead_key, meta_key, seq_key, 
       end
     end
   end
-  ready_push(ready_key, seq_key, ids, priorities)
+  ready_push(ready_key, seq_key, wake_key, ids, priorities)
   return #ids, dead
 end

@@ -51,6 +51,7 @@ BUILDERS: dict[str, Callable[[QueueOps], Call[Any]]] = {
     "complete": lambda ops: ops.complete(("j1", "1-abc"), "done"),
     "fail": lambda ops: ops.fail(("j1", "1-abc"), "boom"),
     "heartbeat": lambda ops: ops.heartbeat([("j1", "1-abc")]),
+    "release": lambda ops: ops.release([("j1", "1-abc")]),
     "reap": lambda ops: ops.reap(),
     "cancel": lambda ops: ops.cancel("j1"),
     "requeue": lambda ops: ops.requeue(["j1"]),
