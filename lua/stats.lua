@@ -19,8 +19,9 @@ Reply:  {STATUS.ok, now_ms,
          {id, worker, attempt, deadline_ms, started_ms, ...}}     active jobs, 5 values each
         {STATUS.bad_arg, name}
 
-The longest-waiting job is the head of one of the priority bands of the ready ZSET; the script
-visits at most 64 bands (priorities in use), each in O(log n).
+The longest-waiting job is the first job of one of the priority bands of the ready ZSET (after
+any handed-back jobs, which stand first); the script visits at most 64 bands (priorities in
+use), each in O(log n). oldest_waiting_ms is when that job entered the ready ZSET.
 --]]
 -- @include status
 -- @include args
@@ -41,13 +42,25 @@ for i, set_key in ipairs({ready_key, delayed_key, active_key, completed_key, dea
   counts[i] = redis.call("ZCARD", set_key)
 end
 
-local oldest, band_start = 0, "-inf"
+local oldest = 0
+local function consider(ids)
+  for _, id in ipairs(ids) do
+    local job = job_load(meta_key, id)
+    if job and (oldest == 0 or job.ready_ms < oldest) then oldest = job.ready_ms end
+  end
+end
+
+-- Within a band, jobs wait in the order they became ready, except handed-back jobs (seq 0),
+-- which stand first: look at up to 16 of those, then at the first job after them.
+local band_start = "-inf"
 for _ = 1, 64 do
   local head = redis.call("ZRANGEBYSCORE", ready_key, band_start, "+inf", "WITHSCORES", "LIMIT", 0, 1)
   if #head == 0 then break end
-  local job = job_load(meta_key, head[1])
-  if job and (oldest == 0 or job.ready_ms < oldest) then oldest = job.ready_ms end
-  band_start = (math.floor(tonumber(head[2]) / SEQ_SPAN) + 1) * SEQ_SPAN
+  local band_first = math.floor(tonumber(head[2]) / SEQ_SPAN) * SEQ_SPAN
+  local band_next = band_first + SEQ_SPAN
+  consider(redis.call("ZRANGEBYSCORE", ready_key, band_first, band_first, "LIMIT", 0, 16))
+  consider(redis.call("ZRANGEBYSCORE", ready_key, band_first + 1, band_next - 1, "LIMIT", 0, 1))
+  band_start = band_next
 end
 
 local active = {}
