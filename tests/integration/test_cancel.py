@@ -7,13 +7,11 @@ state named and nothing changed, and cancelled records are trimmed by age and by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from scheduler import (
     InvalidState,
@@ -24,49 +22,9 @@ from scheduler import (
     State,
     ValidationError,
 )
-from scheduler._local_redis import free_port
-from scheduler._scripts import all_scripts
-from scheduler.testing import advance_clock, pin_clock
+from tests.integration.helpers import T0, Snapshot, leased, locations, move_clock, run_script
 
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
-
-JOB_PARTS = ("meta", "payload", "result", "error", "ready", "delayed", "active", "cancelled")
-"""The keys of a queue that can hold a job id (as a hash field or a ZSET member)."""
-
-Snapshot = Callable[[], dict[bytes, Any]]
-
-
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so times in replies are exact."""
-    pin_clock(r, "test", T0)
-    return T0
-
-
-def move_clock(r: redis.Redis, ms: int) -> None:
-    """Move the ``test`` queue's clock ``ms`` ahead."""
-    advance_clock(r, "test", ms)
-
-
-def locations(r: redis.Redis, q: Queue, job_id: str) -> set[str]:
-    """The key parts of ``q`` that hold ``job_id``, as a hash field or a ZSET member."""
-    found = set()
-    for part in JOB_PARTS:
-        key = q.ops.keys.key(part)
-        kind = r.type(key)
-        if (kind == b"hash" and r.hexists(key, job_id)) or (
-            kind == b"zset" and r.zscore(key, job_id) is not None
-        ):
-            found.add(part)
-    return found
-
-
-def run_raw(r: redis.Redis, q: Queue, args: list[Any]) -> Any:
-    """Send ``args`` to cancel.lua directly, past every check the client makes."""
-    source = all_scripts()["cancel"]
-    script = r.register_script(source.text)
-    return script(keys=q.ops.keys.keys(source.key_parts), args=args)
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 # -- jobs that have not started ----------------------------------------------------------------
@@ -84,10 +42,10 @@ def delayed_job(r: redis.Redis, q: Queue) -> str:
 
 def retry_delayed_job(r: redis.Redis, q: Queue) -> str:
     """A job whose first attempt failed, delayed until its retry is due."""
-    job_id = q.enqueue("retried", options=JobOptions(backoff_ms=1_000)).id
-    q.fail(q.claim("worker-a").jobs[0], "transient")
-    assert q.inspect(job_id).state is State.DELAYED
-    return job_id
+    job = leased(q, "retried", options=JobOptions(backoff_ms=1_000))
+    q.fail(job, "transient")
+    assert q.inspect(job.id).state is State.DELAYED
+    return job.id
 
 
 @pytest.mark.parametrize("pending_job", [waiting_job, delayed_job, retry_delayed_job])
@@ -113,8 +71,8 @@ def test_a_job_that_has_not_started_is_cancelled_for_good(
 def test_the_previous_state_is_named_in_the_reply(r: redis.Redis, q: Queue) -> None:
     waiting, delayed = waiting_job(r, q), delayed_job(r, q)
     args = ["100000", "100"]
-    assert run_raw(r, q, [waiting, *args]) == [b"ok", b"waiting"]
-    assert run_raw(r, q, [delayed, *args]) == [b"ok", b"delayed"]
+    assert run_script(r, q, "cancel", [waiting, *args]) == [b"ok", b"waiting"]
+    assert run_script(r, q, "cancel", [delayed, *args]) == [b"ok", b"delayed"]
 
 
 def test_cancelling_again_is_a_duplicate_and_changes_nothing(
@@ -128,7 +86,7 @@ def test_cancelling_again_is_a_duplicate_and_changes_nothing(
     assert q.cancel(job_id) is False
 
     assert db_snapshot() == before
-    assert run_raw(r, q, [job_id, "100000", "100"]) == [b"duplicate", b"cancelled"]
+    assert run_script(r, q, "cancel", [job_id, "100000", "100"]) == [b"duplicate", b"cancelled"]
 
 
 # -- jobs that cannot be cancelled -------------------------------------------------------------
@@ -136,23 +94,21 @@ def test_cancelling_again_is_a_duplicate_and_changes_nothing(
 
 def active_job(r: redis.Redis, q: Queue) -> str:
     """A job leased to a worker."""
-    job_id = q.enqueue("active").id
-    assert q.claim("worker-a").jobs[0].id == job_id
-    return job_id
+    return leased(q, "active").id
 
 
 def completed_job(r: redis.Redis, q: Queue) -> str:
     """A job completed with a result."""
-    job_id = q.enqueue("completed").id
-    assert q.complete(q.claim("worker-a").jobs[0], "result") is True
-    return job_id
+    job = leased(q, "completed")
+    assert q.complete(job, "result") is True
+    return job.id
 
 
 def dead_job(r: redis.Redis, q: Queue) -> str:
     """A job failed for good."""
-    job_id = q.enqueue("dead").id
-    q.fail(q.claim("worker-a").jobs[0], "fatal", retryable=False)
-    return job_id
+    job = leased(q, "dead")
+    q.fail(job, "fatal", retryable=False)
+    return job.id
 
 
 def expired_active_job(r: redis.Redis, q: Queue) -> str:
@@ -237,16 +193,6 @@ def test_an_expired_cancelled_record_is_trimmed_by_a_later_cancel(r: redis.Redis
 # -- refusals ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def unreachable_queue() -> Iterator[Queue]:
-    """A queue on a Redis that nothing listens for: any command sent would fail to connect."""
-    client = redis.Redis(
-        host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
-    )
-    yield Queue(client, "test")
-    client.close()
-
-
 @pytest.mark.parametrize("bad_id", ["", "bad id", "a|b", "x" * 129, None, 7])
 def test_a_bad_id_is_refused_before_anything_is_sent(
     r: redis.Redis, q: Queue, db_snapshot: Snapshot, unreachable_queue: Queue, bad_id: Any
@@ -289,7 +235,7 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
     job_id = waiting_job(r, q)
     before = db_snapshot()
 
-    reply = run_raw(r, q, [job_id if arg == "{id}" else arg for arg in args])
+    reply = run_script(r, q, "cancel", [job_id if arg == "{id}" else arg for arg in args])
 
     assert reply == [b"bad_arg", refused.encode()]
     assert db_snapshot() == before

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ import redis
 
 from scheduler import (
     Claimed,
-    Job,
     JobOptions,
     JobSpec,
     LeaseLost,
@@ -28,30 +26,15 @@ from scheduler import (
     State,
     ValidationError,
 )
-from scheduler._scripts import all_scripts
-from scheduler.testing import advance_clock, pin_clock, reset_clock
-
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
+from scheduler.testing import reset_clock
+from tests.integration.helpers import T0, Snapshot, claim_one, move_clock, run_script
 
 DEFAULT_LEASE_MS = JobOptions().lease_ms
 
 TOKEN_PATTERN = re.compile(r"(\d+)-[0-9a-f]{16}")
 """A lease token: the attempt number, a dash and a 64-bit random nonce in hex."""
 
-Snapshot = Callable[[], dict[bytes, Any]]
-
-
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so times in replies are exact."""
-    pin_clock(r, "test", T0)
-    return T0
-
-
-def move_clock(r: redis.Redis, ms: int) -> None:
-    """Move the ``test`` queue's clock ``ms`` ahead."""
-    advance_clock(r, "test", ms)
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 def enqueue_jobs(q: Queue, count: int, *, options: JobOptions | None = None) -> list[str]:
@@ -59,13 +42,6 @@ def enqueue_jobs(q: Queue, count: int, *, options: JobOptions | None = None) -> 
     ids = [f"job-{i}" for i in range(count)]
     q.enqueue_many([JobSpec({"n": i}, job_id, options) for i, job_id in enumerate(ids)])
     return ids
-
-
-def claim_one(q: Queue, worker: str = "worker-a", *, lease_ms: int | None = None) -> Job:
-    """Claim exactly one job for ``worker`` and return its lease."""
-    jobs = q.claim(worker, lease_ms=lease_ms).jobs
-    assert len(jobs) == 1
-    return jobs[0]
 
 
 def counts(q: Queue) -> dict[State, int]:
@@ -76,13 +52,6 @@ def counts(q: Queue) -> dict[State, int]:
 def leases(claimed: Claimed) -> list[tuple[str, int, str, int]]:
     """Each leased job as (id, attempt, token, deadline), in reply order."""
     return [(job.id, job.attempt, job.token, job.deadline_ms) for job in claimed.jobs]
-
-
-def run_raw(r: redis.Redis, q: Queue, args: list[Any]) -> Any:
-    """Send ``args`` to claim.lua directly, past every check the client makes."""
-    source = all_scripts()["claim"]
-    script = r.register_script(source.text)
-    return script(keys=q.ops.keys.keys(source.key_parts), args=args)
 
 
 # -- ok: leases ----------------------------------------------------------------------------------
@@ -498,18 +467,18 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
     move_clock(r, 1_001)
     before = db_snapshot()
 
-    reply = run_raw(r, q, args)
+    reply = run_script(r, q, "claim", args)
 
     assert reply == [b"bad_arg", refused.encode()]
     assert db_snapshot() == before
 
 
 def test_the_script_answers_each_status_in_its_documented_shape(r: redis.Redis, q: Queue) -> None:
-    assert run_raw(r, q, VALID_ARGS) == [b"empty", T0, 0]
+    assert run_script(r, q, "claim", VALID_ARGS) == [b"empty", T0, 0]
     enqueue_jobs(q, 1)
 
-    ok = run_raw(r, q, VALID_ARGS)
-    duplicate = run_raw(r, q, VALID_ARGS)
+    ok = run_script(r, q, "claim", VALID_ARGS)
+    duplicate = run_script(r, q, "claim", VALID_ARGS)
 
     assert ok[:3] == [b"ok", T0, b"job-0"]
     assert ok[4:] == [1, ok[5], T0 + DEFAULT_LEASE_MS]

@@ -27,63 +27,18 @@ from scheduler import (
     Status,
     ValidationError,
 )
-from scheduler._scripts import all_scripts
-from scheduler.testing import advance_clock, pin_clock
+from tests.integration.helpers import (
+    MADE_UP_TOKEN,
+    T0,
+    Snapshot,
+    claim_one,
+    leased,
+    locations,
+    move_clock,
+    run_script,
+)
 
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
-
-JOB_PARTS = ("meta", "payload", "result", "error", "ready", "delayed", "active", "completed")
-"""The keys of a queue that can hold a job id (as a hash field or a ZSET member)."""
-
-Snapshot = Callable[[], dict[bytes, Any]]
-
-
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so times in replies are exact."""
-    pin_clock(r, "test", T0)
-    return T0
-
-
-def move_clock(r: redis.Redis, ms: int) -> None:
-    """Move the ``test`` queue's clock ``ms`` ahead."""
-    advance_clock(r, "test", ms)
-
-
-def claim_one(q: Queue, worker: str = "worker-a", *, lease_ms: int | None = None) -> Job:
-    """Claim exactly one job for ``worker`` and return its lease."""
-    jobs = q.claim(worker, lease_ms=lease_ms).jobs
-    assert len(jobs) == 1
-    return jobs[0]
-
-
-def leased(q: Queue, payload: Any = "work", *, options: JobOptions | None = None) -> Job:
-    """Enqueue one job and claim it: the lease of a fresh job."""
-    job_id = q.enqueue(payload, options=options).id
-    job = claim_one(q)
-    assert job.id == job_id
-    return job
-
-
-def locations(r: redis.Redis, q: Queue, job_id: str) -> set[str]:
-    """The key parts of ``q`` that hold ``job_id``, as a hash field or a ZSET member."""
-    found = set()
-    for part in JOB_PARTS:
-        key = q.ops.keys.key(part)
-        kind = r.type(key)
-        if (kind == b"hash" and r.hexists(key, job_id)) or (
-            kind == b"zset" and r.zscore(key, job_id) is not None
-        ):
-            found.add(part)
-    return found
-
-
-def run_raw(r: redis.Redis, q: Queue, args: list[Any]) -> Any:
-    """Send ``args`` to complete.lua directly, past every check the client makes."""
-    source = all_scripts()["complete"]
-    script = r.register_script(source.text)
-    return script(keys=q.ops.keys.keys(source.key_parts), args=args)
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 # -- accepted completions ----------------------------------------------------------------------
@@ -134,7 +89,7 @@ def test_a_repeat_with_the_same_token_is_a_duplicate_and_changes_nothing(
 def made_up_token(r: redis.Redis, q: Queue) -> tuple[str, str]:
     """A current lease, and a token of the right shape that no claim handed out."""
     job = leased(q)
-    return job.id, "1-0123456789abcdef"
+    return job.id, MADE_UP_TOKEN
 
 
 def another_jobs_token(r: redis.Redis, q: Queue) -> tuple[str, str]:
@@ -156,7 +111,7 @@ def previous_attempts_token(r: redis.Redis, q: Queue) -> tuple[str, str]:
 
 def token_of_an_unclaimed_job(r: redis.Redis, q: Queue) -> tuple[str, str]:
     """A waiting job that was never claimed, and some token."""
-    return q.enqueue("never claimed").id, "1-0123456789abcdef"
+    return q.enqueue("never claimed").id, MADE_UP_TOKEN
 
 
 @pytest.mark.parametrize(
@@ -236,7 +191,7 @@ def test_a_paused_worker_cannot_complete_after_another_worker_took_over(
 def test_a_missing_job_is_not_found_and_nothing_changes(q: Queue, db_snapshot: Snapshot) -> None:
     q.enqueue("unrelated")
     before = db_snapshot()
-    ghost = ("no-such-job", "1-0123456789abcdef")
+    ghost = ("no-such-job", MADE_UP_TOKEN)
 
     assert q.complete_many([(ghost, None)]) == [ItemStatus("no-such-job", Status.NOT_FOUND)]
     with pytest.raises(JobNotFound) as caught:
@@ -256,7 +211,7 @@ def test_a_mixed_batch_gets_one_status_per_item_in_order(r: redis.Redis, q: Queu
         [
             ((fresh.id, fresh.token), "r1"),
             ((done.id, done.token), "r2"),
-            (("ghost", "1-0123456789abcdef"), "r3"),
+            (("ghost", MADE_UP_TOKEN), "r3"),
             ((other.id, fresh.token), "r4"),
             ((fresh.id, fresh.token), "r5"),
         ]
@@ -412,9 +367,9 @@ def test_bad_input_is_refused_before_anything_changes(
         (["1000000001", "100"], [], "max_completed"),
         (["100", "1001"], [], "trim_limit"),
         (["100", "1.5"], [], "trim_limit"),
-        (["100", "100"], ["bad id", "1-0123456789abcdef", b"\xc0"], "id"),
+        (["100", "100"], ["bad id", MADE_UP_TOKEN, b"\xc0"], "id"),
         (["100", "100"], ["ok-id", "t" * 65, b"\xc0"], "token"),
-        (["100", "100"], ["ok-id", "1-0123456789abcdef"], "n"),
+        (["100", "100"], ["ok-id", MADE_UP_TOKEN], "n"),
     ],
 )
 def test_the_script_refuses_bad_arguments_and_writes_nothing(
@@ -431,7 +386,7 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
     items = 1 + (len(bad_item) > 0)
     args = [*head, items, job.id, job.token, b"\xc0", *bad_item]
 
-    reply = run_raw(r, q, args)
+    reply = run_script(r, q, "complete", args)
 
     assert reply == [b"bad_arg", refused.encode()]
     assert db_snapshot() == before
@@ -444,7 +399,7 @@ def test_the_script_refuses_a_bad_item_count(
     job = leased(q)
     before = db_snapshot()
 
-    reply = run_raw(r, q, ["100", "100", count, job.id, job.token, b"\xc0"])
+    reply = run_script(r, q, "complete", ["100", "100", count, job.id, job.token, b"\xc0"])
 
     assert reply == [b"bad_arg", b"n"]
     assert db_snapshot() == before

@@ -27,21 +27,10 @@ from scheduler import (
     State,
     ValidationError,
 )
-from scheduler._scripts import all_scripts
 from scheduler._validate import option_args
-from scheduler.testing import advance_clock, pin_clock
+from tests.integration.helpers import T0, Snapshot, move_clock, run_script
 
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
-
-Snapshot = Callable[[], dict[bytes, Any]]
-
-
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so times in records are exact."""
-    pin_clock(r, "test", T0)
-    return T0
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 def claim_order(q: Queue, count: int) -> list[str]:
@@ -56,13 +45,6 @@ def claim_order(q: Queue, count: int) -> list[str]:
 def zscore(r: redis.Redis, q: Queue, part: str, job_id: str) -> float | None:
     """The score of ``job_id`` in the queue's ZSET ``part`` (None when absent)."""
     return r.zscore(q.ops.keys.key(part), job_id)
-
-
-def run_raw(r: redis.Redis, q: Queue, args: list[Any]) -> Any:
-    """Send ``args`` to enqueue.lua directly, past every check the client makes."""
-    source = all_scripts()["enqueue"]
-    script = r.register_script(source.text)
-    return script(keys=q.ops.keys.keys(source.key_parts), args=args)
 
 
 # -- created: waiting or delayed ---------------------------------------------------------------
@@ -116,9 +98,9 @@ def test_run_at_ms_that_has_come_makes_the_job_waiting_now(
 def test_a_delayed_job_is_claimable_once_due_and_not_before(r: redis.Redis, q: Queue) -> None:
     q.enqueue("x", id="job-1", options=JobOptions(delay_ms=1_000))
 
-    advance_clock(r, "test", 999)
+    move_clock(r, 999)
     assert q.claim("worker-a").jobs == []
-    advance_clock(r, "test", 1)
+    move_clock(r, 1)
     assert [job.id for job in q.claim("worker-a").jobs] == ["job-1"]
 
 
@@ -496,7 +478,7 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
     q.enqueue("existing", id="job-old")
     before = db_snapshot()
 
-    reply = run_raw(r, q, args)
+    reply = run_script(r, q, "enqueue", args)
 
     assert reply == [b"bad_arg", refused.encode()]
     assert db_snapshot() == before
@@ -507,8 +489,8 @@ def test_the_script_answers_per_item_statuses_and_the_created_count(
 ) -> None:
     q.enqueue("existing", id="job-old")
 
-    reply = run_raw(
-        r, q, raw_args(DEFAULT_OPTIONS, [["job-new", b"\xc0", 1], ["job-old", b"\xc0", 1]])
-    )
+    args = raw_args(DEFAULT_OPTIONS, [["job-new", b"\xc0", 1], ["job-old", b"\xc0", 1]])
+
+    reply = run_script(r, q, "enqueue", args)
 
     assert reply == [b"ok", 1, b"job-new", b"ok", b"waiting", b"job-old", b"duplicate", b"waiting"]

@@ -28,63 +28,19 @@ from scheduler import (
     ValidationError,
 )
 from scheduler._policy import delay_bounds_ms
-from scheduler._scripts import all_scripts
-from scheduler.testing import advance_clock, pin_clock
+from scheduler.testing import pin_clock
+from tests.integration.helpers import (
+    MADE_UP_TOKEN,
+    T0,
+    Snapshot,
+    claim_one,
+    leased,
+    locations,
+    move_clock,
+    run_script,
+)
 
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
-
-JOB_PARTS = ("meta", "payload", "result", "error", "ready", "delayed", "active", "dead")
-"""The keys of a queue that can hold a job id (as a hash field or a ZSET member)."""
-
-Snapshot = Callable[[], dict[bytes, Any]]
-
-
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so times in replies are exact."""
-    pin_clock(r, "test", T0)
-    return T0
-
-
-def move_clock(r: redis.Redis, ms: int) -> None:
-    """Move the ``test`` queue's clock ``ms`` ahead."""
-    advance_clock(r, "test", ms)
-
-
-def claim_one(q: Queue, worker: str = "worker-a") -> Job:
-    """Claim exactly one job for ``worker`` and return its lease."""
-    jobs = q.claim(worker).jobs
-    assert len(jobs) == 1
-    return jobs[0]
-
-
-def leased(q: Queue, payload: Any = "work", *, options: JobOptions | None = None) -> Job:
-    """Enqueue one job and claim it: the lease of a fresh job."""
-    job_id = q.enqueue(payload, options=options).id
-    job = claim_one(q)
-    assert job.id == job_id
-    return job
-
-
-def locations(r: redis.Redis, q: Queue, job_id: str) -> set[str]:
-    """The key parts of ``q`` that hold ``job_id``, as a hash field or a ZSET member."""
-    found = set()
-    for part in JOB_PARTS:
-        key = q.ops.keys.key(part)
-        kind = r.type(key)
-        if (kind == b"hash" and r.hexists(key, job_id)) or (
-            kind == b"zset" and r.zscore(key, job_id) is not None
-        ):
-            found.add(part)
-    return found
-
-
-def run_raw(r: redis.Redis, q: Queue, args: list[Any]) -> Any:
-    """Send ``args`` to fail.lua directly, past every check the client makes."""
-    source = all_scripts()["fail"]
-    script = r.register_script(source.text)
-    return script(keys=q.ops.keys.keys(source.key_parts), args=args)
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 # -- retries -----------------------------------------------------------------------------------
@@ -298,7 +254,7 @@ def test_a_repeat_with_the_same_token_returns_the_first_outcome_and_changes_noth
 
 def made_up_token(r: redis.Redis, q: Queue) -> tuple[str, str]:
     """A current lease, and a token of the right shape that no claim handed out."""
-    return leased(q).id, "1-0123456789abcdef"
+    return leased(q).id, MADE_UP_TOKEN
 
 
 def previous_attempts_token(r: redis.Redis, q: Queue) -> tuple[str, str]:
@@ -361,7 +317,7 @@ def test_a_missing_job_is_not_found_and_nothing_changes(q: Queue, db_snapshot: S
     before = db_snapshot()
 
     with pytest.raises(JobNotFound) as caught:
-        q.fail(("no-such-job", "1-0123456789abcdef"), "boom")
+        q.fail(("no-such-job", MADE_UP_TOKEN), "boom")
 
     assert caught.value.job_id == "no-such-job"
     assert db_snapshot() == before
@@ -473,7 +429,7 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
     else:
         args[position] = bad_value
 
-    reply = run_raw(r, q, args)
+    reply = run_script(r, q, "fail", args)
 
     assert reply == [b"bad_arg", refused.encode()]
     assert db_snapshot() == before

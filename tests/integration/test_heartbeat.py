@@ -16,50 +16,34 @@ import pytest
 import redis
 
 from scheduler import Heartbeat, Job, JobOptions, Queue, State, ValidationError
-from scheduler._scripts import all_scripts
-from scheduler.testing import advance_clock, pin_clock
-
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
+from tests.integration.helpers import (
+    MADE_UP_TOKEN,
+    T0,
+    Snapshot,
+    leased,
+    move_clock,
+    run_script,
+)
 
 LEASE_MS = 10_000
 """The lease of every job these tests enqueue (unless a test says otherwise)."""
 
-MADE_UP_TOKEN = "1-0123456789abcdef"
-"""A well-formed lease token that no claim handed out."""
+LEASE = JobOptions(lease_ms=LEASE_MS)
+"""The options of every job these tests enqueue (unless a test says otherwise)."""
 
 ACTIVE_KEY = "scheduler:{test}:active"
 """The ``test`` queue's active ZSET, spelled out: leased job ids scored by lease deadline."""
 
-Snapshot = Callable[[], dict[bytes, Any]]
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so times in replies are exact."""
-    pin_clock(r, "test", T0)
-    return T0
-
-
-def move_clock(r: redis.Redis, ms: int) -> None:
-    """Move the ``test`` queue's clock ``ms`` ahead."""
-    advance_clock(r, "test", ms)
-
-
-def leased_jobs(
-    q: Queue, count: int, worker: str = "worker-a", *, lease_ms: int = LEASE_MS
-) -> list[Job]:
-    """Enqueue ``count`` jobs with a lease of ``lease_ms`` and claim them all for ``worker``."""
+def leased_jobs(q: Queue, count: int) -> list[Job]:
+    """Enqueue ``count`` jobs with a lease of :data:`LEASE_MS` and claim them all in one call."""
     for _ in range(count):
-        q.enqueue("work", options=JobOptions(lease_ms=lease_ms))
-    jobs = q.claim(worker, count=count).jobs
+        q.enqueue("work", options=LEASE)
+    jobs = q.claim("worker-a", count=count).jobs
     assert len(jobs) == count
     return jobs
-
-
-def leased(q: Queue, worker: str = "worker-a", *, lease_ms: int = LEASE_MS) -> Job:
-    """The lease of one freshly enqueued and claimed job."""
-    return leased_jobs(q, 1, worker, lease_ms=lease_ms)[0]
 
 
 def assert_score_matches_record(r: redis.Redis, q: Queue, job_id: str) -> None:
@@ -67,18 +51,11 @@ def assert_score_matches_record(r: redis.Redis, q: Queue, job_id: str) -> None:
     assert r.zscore(ACTIVE_KEY, job_id) == q.inspect(job_id).deadline_ms
 
 
-def run_raw(r: redis.Redis, q: Queue, args: list[Any]) -> Any:
-    """Send ``args`` to heartbeat.lua directly, past every check the client makes."""
-    source = all_scripts()["heartbeat"]
-    script = r.register_script(source.text)
-    return script(keys=q.ops.keys.keys(source.key_parts), args=args)
-
-
 # -- extended ------------------------------------------------------------------------------------
 
 
 def test_a_heartbeat_extends_the_lease_by_the_jobs_own_lease(r: redis.Redis, q: Queue) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
     move_clock(r, 4_000)
 
     beat = q.heartbeat([job])
@@ -89,7 +66,7 @@ def test_a_heartbeat_extends_the_lease_by_the_jobs_own_lease(r: redis.Redis, q: 
 
 
 def test_a_heartbeat_with_lease_ms_sets_the_deadline_from_now(r: redis.Redis, q: Queue) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
     move_clock(r, 1_000)
 
     beat = q.heartbeat([job], lease_ms=2_500)
@@ -101,7 +78,7 @@ def test_a_heartbeat_with_lease_ms_sets_the_deadline_from_now(r: redis.Redis, q:
 
 
 def test_a_heartbeat_may_shorten_a_lease(r: redis.Redis, q: Queue) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
 
     beat = q.heartbeat([job], lease_ms=1)
 
@@ -112,7 +89,7 @@ def test_a_heartbeat_may_shorten_a_lease(r: redis.Redis, q: Queue) -> None:
 def test_a_lease_kept_alive_by_heartbeats_outlives_its_first_deadline(
     r: redis.Redis, q: Queue
 ) -> None:
-    job = leased(q, lease_ms=1_000)
+    job = leased(q, options=JobOptions(lease_ms=1_000))
 
     for _ in range(5):
         move_clock(r, 900)
@@ -127,7 +104,7 @@ def test_a_lease_kept_alive_by_heartbeats_outlives_its_first_deadline(
 
 
 def test_a_heartbeat_accepts_a_job_id_and_token_tuple(q: Queue) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
 
     beat = q.heartbeat([(job.id, job.token)])
 
@@ -136,7 +113,7 @@ def test_a_heartbeat_accepts_a_job_id_and_token_tuple(q: Queue) -> None:
 
 
 def test_a_heartbeat_just_before_the_deadline_is_accepted(r: redis.Redis, q: Queue) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
     move_clock(r, LEASE_MS - 1)
 
     beat = q.heartbeat([job])
@@ -150,7 +127,7 @@ def test_a_heartbeat_just_before_the_deadline_is_accepted(r: redis.Redis, q: Que
 
 def wrong_token(r: redis.Redis, q: Queue, job: Job) -> tuple[str, str]:
     """The job's id with another job's current token."""
-    other = leased(q)
+    other = leased(q, options=LEASE)
     return job.id, other.token
 
 
@@ -192,7 +169,7 @@ def test_a_lease_that_is_not_current_is_reported_lost_and_nothing_changes(
     db_snapshot: Snapshot,
     lost_lease: Callable[[redis.Redis, Queue, Job], tuple[str, str]],
 ) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
     ref = lost_lease(r, q, job)
     move_clock(r, 1_000)
     before = db_snapshot()
@@ -206,7 +183,7 @@ def test_a_lease_that_is_not_current_is_reported_lost_and_nothing_changes(
 def test_an_expired_lease_is_reported_lost_and_not_revived(
     r: redis.Redis, q: Queue, db_snapshot: Snapshot
 ) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
     move_clock(r, LEASE_MS)
     before = db_snapshot()
 
@@ -224,7 +201,7 @@ def test_an_expired_lease_is_reported_lost_and_not_revived(
 def test_a_heartbeat_after_another_worker_reclaimed_the_job_reports_lost(
     r: redis.Redis, q: Queue
 ) -> None:
-    old = leased(q, "worker-a", lease_ms=1_000)
+    old = leased(q, options=JobOptions(lease_ms=1_000), worker="worker-a")
     move_clock(r, 1_001)
     new = q.claim("worker-b").jobs[0]
     assert (new.id, new.attempt) == (old.id, 2)
@@ -296,7 +273,7 @@ BAD_REFS: list[tuple[str, Callable[[Job], list[Any]]]] = [
 def test_bad_input_is_refused_before_anything_is_sent(
     q: Queue, db_snapshot: Snapshot, make_refs: Callable[[Job], list[Any]]
 ) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
     before = db_snapshot()
 
     with pytest.raises(ValidationError):
@@ -310,7 +287,7 @@ def test_bad_input_is_refused_before_anything_is_sent(
 def test_a_bad_lease_ms_is_refused_before_anything_is_sent(
     q: Queue, db_snapshot: Snapshot, lease_ms: Any
 ) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
     before = db_snapshot()
 
     with pytest.raises(ValidationError):
@@ -339,12 +316,12 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
     refused: str,
 ) -> None:
     """Every item is checked before the first write: a valid item first is not extended."""
-    job = leased(q)
+    job = leased(q, options=LEASE)
     move_clock(r, 1_000)
     before = db_snapshot()
     items = 1 + (len(bad_item) > 0)
 
-    reply = run_raw(r, q, [*head, items, job.id, job.token, *bad_item])
+    reply = run_script(r, q, "heartbeat", [*head, items, job.id, job.token, *bad_item])
 
     assert reply == [b"bad_arg", refused.encode()]
     assert db_snapshot() == before
@@ -354,18 +331,18 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
 def test_the_script_refuses_a_bad_item_count(
     r: redis.Redis, q: Queue, db_snapshot: Snapshot, count: str
 ) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
     before = db_snapshot()
 
-    reply = run_raw(r, q, ["0", count, job.id, job.token])
+    reply = run_script(r, q, "heartbeat", ["0", count, job.id, job.token])
 
     assert reply == [b"bad_arg", b"n"]
     assert db_snapshot() == before
 
 
 def test_the_script_answers_ok_with_lost_ids_and_deadlines(r: redis.Redis, q: Queue) -> None:
-    job = leased(q)
+    job = leased(q, options=LEASE)
 
-    reply = run_raw(r, q, ["0", 2, job.id, job.token, "gone", MADE_UP_TOKEN])
+    reply = run_script(r, q, "heartbeat", ["0", 2, job.id, job.token, "gone", MADE_UP_TOKEN])
 
     assert reply == [b"ok", T0, [b"gone"], [T0 + LEASE_MS, 0]]

@@ -19,19 +19,19 @@ import pytest
 import redis
 
 from scheduler import Queue, State
-from scheduler._scripts import SCRIPT_NAMES, all_scripts
+from scheduler._scripts import SCRIPT_NAMES
 from scheduler._validate import MAX_MS
 from scheduler.testing import pin_clock
 from tests.conftest import snapshot
-from tests.integration.test_stats import SEED_IDS, seed_every_state
+from tests.integration.helpers import (
+    MADE_UP_TOKEN,
+    SEED_IDS,
+    T0,
+    Snapshot,
+    run_script,
+    seed_every_state,
+)
 
-T0 = 1_700_000_000_000
-"""The instant the queue's clock is pinned at (Unix ms)."""
-
-TOKEN = "1-0123456789abcdef"
-"""A well-formed lease token (of no current lease)."""
-
-Snapshot = Callable[[], dict[bytes, Any]]
 Args = list[Any]
 
 NUMBER = (
@@ -131,10 +131,10 @@ ARGUMENTS = [
 GOOD_ARGS: dict[str, Callable[[Queue], tuple[Any, ...]]] = {
     "enqueue": lambda q: q.ops.enqueue("hostile", id="hostile-1").args,
     "claim": lambda q: q.ops.claim("worker-h", claim_id="claim-h").args,
-    "complete": lambda q: q.ops.complete((SEED_IDS[State.ACTIVE], TOKEN), "result").args,
-    "fail": lambda q: q.ops.fail((SEED_IDS[State.ACTIVE], TOKEN), "boom").args,
-    "heartbeat": lambda q: q.ops.heartbeat([(SEED_IDS[State.ACTIVE], TOKEN)]).args,
-    "release": lambda q: q.ops.release([(SEED_IDS[State.ACTIVE], TOKEN)]).args,
+    "complete": lambda q: q.ops.complete((SEED_IDS[State.ACTIVE], MADE_UP_TOKEN), "result").args,
+    "fail": lambda q: q.ops.fail((SEED_IDS[State.ACTIVE], MADE_UP_TOKEN), "boom").args,
+    "heartbeat": lambda q: q.ops.heartbeat([(SEED_IDS[State.ACTIVE], MADE_UP_TOKEN)]).args,
+    "release": lambda q: q.ops.release([(SEED_IDS[State.ACTIVE], MADE_UP_TOKEN)]).args,
     "reap": lambda q: q.ops.reap().args,
     "cancel": lambda q: q.ops.cancel(SEED_IDS[State.WAITING]).args,
     "requeue": lambda q: q.ops.requeue([SEED_IDS[State.DEAD]]).args,
@@ -231,13 +231,6 @@ def seeded(r: redis.Redis, q: Queue, seed: Seed) -> Queue:
     pipe.execute()
     assert r.dbsize() == len(seed.dumped) > 10
     return q
-
-
-def run_script(r: redis.Redis, q: Queue, script: str, args: Args) -> Any:
-    """Send ``args`` to ``script`` directly, with the keys of queue ``q``."""
-    source = all_scripts()[script]
-    registered = r.register_script(source.text)
-    return registered(keys=q.ops.keys.keys(source.key_parts), args=args)
 
 
 Refusal = Callable[[str, Args, str], None]

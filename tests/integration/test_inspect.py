@@ -9,18 +9,13 @@ missing id; and that inspect only reads.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
 from scheduler import JobInfo, JobNotFound, JobOptions, Outcome, Queue, State, ValidationError
-from scheduler.testing import advance_clock, pin_clock
-from tests.integration.test_stats import seed_every_state
-
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
+from tests.integration.helpers import T0, Snapshot, move_clock, seed_every_state
 
 OPTIONS = JobOptions(
     priority=7,
@@ -36,14 +31,7 @@ OPTIONS = JobOptions(
 
 PAYLOAD = {"to": "ada@example.org", "sizes": [1, 2, 3], "blob": b"\x00\xff"}
 
-Snapshot = Callable[[], dict[bytes, Any]]
-
-
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so every time on a record is exact."""
-    pin_clock(r, "test", T0)
-    return T0
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 def expected_info(**changes: Any) -> JobInfo:
@@ -71,11 +59,6 @@ def expected_info(**changes: Any) -> JobInfo:
         now_ms=T0,
     )
     return dataclasses.replace(fresh, **changes)
-
-
-def move_clock(r: redis.Redis, ms: int) -> None:
-    """Move the ``test`` queue's clock ``ms`` ahead."""
-    advance_clock(r, "test", ms)
 
 
 def test_every_field_is_right_through_a_life_cycle(r: redis.Redis, q: Queue) -> None:

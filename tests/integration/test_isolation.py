@@ -19,10 +19,7 @@ from redis.crc import key_slot
 from scheduler import JobOptions, JobSpec, Queue, State, Status
 from scheduler._keys import KEY_PARTS
 from scheduler.testing import advance_clock, pin_clock
-from tests.integration.test_stats import counts, seed_every_state
-
-T0 = 1_700_000_000_000
-"""The instant the queues' clocks are pinned at (Unix ms)."""
+from tests.integration.helpers import T0, counts, seed_every_state
 
 KEY_PATTERN = re.compile(rb"(?P<prefix>[^{}]+):\{(?P<queue>[^{}]+)\}:(?P<part>[a-z_]+)")
 """A queue key: ``<prefix>:{<queue>}:<part>``."""

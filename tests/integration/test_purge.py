@@ -9,37 +9,20 @@ anything is sent, and the database is unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from scheduler import ItemStatus, JobNotFound, JobOptions, Queue, State, Status, ValidationError
-from scheduler._local_redis import free_port
-from scheduler.testing import advance_clock, pin_clock
-from tests.integration.test_stats import seed_every_state
-
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
+from tests.integration.helpers import PER_JOB_HASHES, Snapshot, move_clock, seed_every_state
 
 TARGET = "target"
 """The id of the job a test purges, beside the seeded jobs it must not touch."""
 
-PER_JOB_HASHES = ("meta", "payload", "result", "error")
-"""The raw hashes of queue ``test`` that hold a field per job."""
-
 FINISHED = [State.COMPLETED, State.DEAD, State.CANCELLED]
-Snapshot = Callable[[], dict[bytes, Any]]
 
-
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so record expiries are exact."""
-    pin_clock(r, "test", T0)
-    return T0
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 def raw_key(part: str) -> str:
@@ -83,13 +66,6 @@ def without_job(snapshot: dict[bytes, Any], job_id: str) -> dict[bytes, Any]:
     return result
 
 
-def unreachable_queue() -> Queue:
-    """A queue on a port nothing listens on: any call that reaches Redis raises
-    ``redis.ConnectionError``, so a ValidationError proves nothing was sent."""
-    client = redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
-    return Queue(client, "test")
-
-
 @pytest.mark.parametrize("state", FINISHED)
 def test_a_purged_job_leaves_no_trace(
     r: redis.Redis, q: Queue, db_snapshot: Snapshot, state: State
@@ -131,7 +107,7 @@ def test_without_ids_the_oldest_records_of_the_state_go_up_to_limit(
 ) -> None:
     seed_every_state(q)
     for job_id in ("old", "middle", "new"):
-        advance_clock(r, "test", 10)
+        move_clock(r, 10)
         make_finished(q, state, job_id)
     seeded = f"{state.value}-1"
 
@@ -209,10 +185,10 @@ that are not ids, too many ids, a limit out of range."""
 
 @pytest.mark.parametrize(("state", "args", "kwargs"), REFUSED)
 def test_refused_calls_send_nothing(
-    state: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    unreachable_queue: Queue, state: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
     with pytest.raises(ValidationError):
-        unreachable_queue().purge(state, *args, **kwargs)
+        unreachable_queue.purge(state, *args, **kwargs)
 
 
 @pytest.mark.parametrize(("state", "args", "kwargs"), REFUSED)
@@ -226,7 +202,7 @@ def test_refused_calls_change_nothing(
     assert db_snapshot() == before
 
 
-def test_the_unreachable_queue_does_fail_when_it_sends() -> None:
+def test_the_unreachable_queue_does_fail_when_it_sends(unreachable_queue: Queue) -> None:
     """The control for :func:`test_refused_calls_send_nothing`: a valid call does reach out."""
     with pytest.raises(redis.ConnectionError):
-        unreachable_queue().purge(State.DEAD)
+        unreachable_queue.purge(State.DEAD)

@@ -10,7 +10,7 @@ of a vanished worker's job by the next claim after the lease deadline.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 import pytest
 import redis
@@ -26,25 +26,9 @@ from scheduler import (
     State,
     ValidationError,
 )
-from scheduler._scripts import all_scripts
-from scheduler.testing import advance_clock, pin_clock
+from tests.integration.helpers import PER_JOB_HASHES, T0, Snapshot, move_clock, run_script
 
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
-
-Snapshot = Callable[[], dict[bytes, Any]]
-
-
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so times in replies are exact."""
-    pin_clock(r, "test", T0)
-    return T0
-
-
-def move_clock(r: redis.Redis, ms: int) -> None:
-    """Move the ``test`` queue's clock ``ms`` ahead."""
-    advance_clock(r, "test", ms)
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 def enqueue(q: Queue, count: int, options: JobOptions | None = None) -> list[str]:
@@ -64,13 +48,6 @@ def members(r: redis.Redis, q: Queue, part: str) -> set[str]:
     """The ids in one of the queue's ZSETs."""
     ids = cast(list[bytes], r.zrange(q.ops.keys.key(part), 0, -1))
     return {m.decode() for m in ids}
-
-
-def run_raw(r: redis.Redis, q: Queue, args: list[Any]) -> Any:
-    """Send ``args`` to reap.lua directly, past every check the client makes."""
-    source = all_scripts()["reap"]
-    script = r.register_script(source.text)
-    return script(keys=q.ops.keys.keys(source.key_parts), args=args)
 
 
 # -- promotion ---------------------------------------------------------------------------------
@@ -201,7 +178,7 @@ def assert_gone(r: redis.Redis, q: Queue, job_id: str) -> None:
     """Nothing about ``job_id`` is left in the queue."""
     with pytest.raises(JobNotFound):
         q.inspect(job_id)
-    for part in ("meta", "payload", "result", "error"):
+    for part in PER_JOB_HASHES:
         assert not r.hexists(q.ops.keys.key(part), job_id), part
     for part in ("completed", "dead", "cancelled"):
         assert job_id not in members(r, q, part), part
@@ -316,7 +293,7 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
     assert (len(members(r, q, "active")), len(members(r, q, "delayed"))) == (1, 1)
     before = db_snapshot()
 
-    reply = run_raw(r, q, args)
+    reply = run_script(r, q, "reap", args)
 
     assert reply == [b"bad_arg", refused.encode()]
     assert db_snapshot() == before

@@ -9,35 +9,21 @@ last error stays on the record until the job fails again. Dead jobs are made wit
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
 from scheduler import ItemStatus, JobOptions, Outcome, Queue, State, Status, ValidationError
-from scheduler.testing import advance_clock, pin_clock
-from tests.integration.test_stats import seed_every_state
+from tests.integration.helpers import T0, Snapshot, leased, move_clock, seed_every_state
 
-T0 = 1_700_000_000_000
-"""The instant every test pins its queue's clock at (Unix ms)."""
-
-Snapshot = Callable[[], dict[bytes, Any]]
-
-
-@pytest.fixture(autouse=True)
-def pinned_clock(r: redis.Redis) -> int:
-    """Pin the ``test`` queue's clock at :data:`T0` so times on records are exact."""
-    pin_clock(r, "test", T0)
-    return T0
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 def make_dead(q: Queue, job_id: str, error: str = "broken", **options: Any) -> None:
     """Enqueue ``job_id``, claim it and fail it for good: it ends in the dead letters."""
-    q.enqueue(job_id, id=job_id, options=JobOptions(**options))
-    claimed = q.claim("worker-a").jobs
-    assert [job.id for job in claimed] == [job_id]
-    q.fail(claimed[0], error, retryable=False)
+    lease = leased(q, job_id, job_id=job_id, options=JobOptions(**options))
+    q.fail(lease, error, retryable=False)
     assert q.inspect(job_id).state is State.DEAD
 
 
@@ -51,7 +37,7 @@ def test_a_dead_job_waits_again_with_a_fresh_budget_and_runs_to_completion(
 ) -> None:
     make_dead(q, "job", max_attempts=2)
     dead_key, ready_key = q.ops.keys.key("dead"), q.ops.keys.key("ready")
-    advance_clock(r, "test", 100)
+    move_clock(r, 100)
 
     assert q.requeue(["job"]) == statuses(("job", Status.OK))
 
@@ -86,7 +72,7 @@ def test_without_ids_the_oldest_dead_jobs_are_requeued_up_to_limit(
         q.enqueue(job_id, id=job_id)
     leases = {job.id: job for job in q.claim("worker-a", count=3).jobs}
     for job_id in ("c", "a", "b"):
-        advance_clock(r, "test", 10)
+        move_clock(r, 10)
         q.fail(leases[job_id], "broken", retryable=False)
 
     assert q.requeue(limit=2) == statuses(("c", Status.OK), ("a", Status.OK))

@@ -4,13 +4,10 @@ Covers the counts per state, the longest-waiting job (found across every priorit
 pinned clock so ages are exact), the list of active jobs with their workers (soonest deadline
 first, bounded by ``active_limit``), an empty queue, and that stats only reads: it neither
 promotes due jobs nor reaps expired leases, and leaves the database byte-for-byte unchanged.
-
-:func:`seed_every_state` is shared with the other integration files of this folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,51 +15,7 @@ import redis
 
 from scheduler import ActiveJob, JobOptions, Queue, State, ValidationError
 from scheduler.testing import advance_clock, pin_clock
-
-T0 = 1_700_000_000_000
-"""The instant the tests pin the queue's clock at (Unix ms)."""
-
-Snapshot = Callable[[], dict[bytes, Any]]
-
-SEED_IDS: dict[State, str] = {
-    State.WAITING: "waiting-1",
-    State.DELAYED: "delayed-1",
-    State.ACTIVE: "active-1",
-    State.COMPLETED: "completed-1",
-    State.DEAD: "dead-1",
-    State.CANCELLED: "cancelled-1",
-}
-"""The job id :func:`seed_every_state` puts in each state."""
-
-
-def seed_every_state(q: Queue, worker: str = "seed-worker") -> dict[State, str]:
-    """Put one job in each of the six states on ``q``; returns state -> job id.
-
-    The completed job keeps a result, the dead one an error; the delayed job is due in a minute
-    and the active job's lease runs for the default 30 s, both on the queue's clock.
-    """
-    for state in (State.COMPLETED, State.DEAD, State.ACTIVE):
-        q.enqueue(state.value, id=SEED_IDS[state])
-    completed, dead, active = q.claim(worker, count=3).jobs
-    assert [completed.id, dead.id, active.id] == [
-        SEED_IDS[State.COMPLETED],
-        SEED_IDS[State.DEAD],
-        SEED_IDS[State.ACTIVE],
-    ]
-    q.complete(completed, {"answer": 42})
-    q.fail(dead, "broken for good", retryable=False)
-    q.enqueue("cancelled", id=SEED_IDS[State.CANCELLED])
-    q.cancel(SEED_IDS[State.CANCELLED])
-    q.enqueue("waiting", id=SEED_IDS[State.WAITING])
-    q.enqueue("delayed", id=SEED_IDS[State.DELAYED], options=JobOptions(delay_ms=60_000))
-    for state, job_id in SEED_IDS.items():
-        assert q.inspect(job_id).state is state
-    return dict(SEED_IDS)
-
-
-def counts(**non_zero: int) -> dict[State, int]:
-    """A full counts mapping: every state 0 except the ones named (``waiting=2``, ...)."""
-    return {state: non_zero.get(state.value, 0) for state in State}
+from tests.integration.helpers import T0, Snapshot, counts, seed_every_state
 
 
 def server_ms(time_reply: tuple[int, int]) -> int:
