@@ -19,6 +19,7 @@ from ._models import (
     Reaped,
     Retention,
 )
+from ._server_checks import check_server
 from ._status import Outcome, State, Status
 from .client import Queue
 from .errors import (
@@ -62,5 +63,6 @@ __all__ = [
     "State",
     "Status",
     "ValidationError",
+    "check_server",
 ]
 __version__ = "0.1.0"

@@ -41,6 +41,7 @@ PINNED_ALL = [
     "State",
     "Status",
     "ValidationError",
+    "check_server",
 ]
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
