@@ -1,0 +1,423 @@
+"""The thread-pool worker: runs a handler for each job of one queue, on N threads.
+
+One loop design, four kinds of thread, each with one job:
+
+* the **claimer** leases as many jobs as there are free slots (one ``claim`` call), and when the
+  queue is empty waits on the queue's wake LIST with ``BLPOP`` on a connection of its own,
+  never longer than until the next delayed job or lease deadline is due;
+* the **runners** (a thread pool of ``concurrency`` threads) run the handler;
+* the **acker** sends finished jobs back in batches: one ``complete_many`` for all results at
+  hand, one ``fail`` per failure (which decides retry or dead letters atomically);
+* the **heartbeat** extends every lease the worker holds in one call, about every third of the
+  lease, and sets the :class:`JobContext` cancel flag of each job whose lease the reply names
+  as lost; that job's result is then discarded, and this is logged with the job id.
+
+A per-job time limit sets the cancel flag and fails the job with a timeout error (which follows
+the retry policy); a thread cannot be killed, so a handler should look at
+:attr:`JobContext.cancelled` in long loops. On :meth:`Worker.stop` the claimer stops, running
+jobs get ``grace_s`` to finish, and what is left is handed back with ``release`` so another worker
+can take it at once.
+
+Every Redis call is repeated after a connection error, with backoff, and is safe to repeat
+(claim ids, lease tokens); the blocking pop is never re-sent after a reconnect: the claimer goes
+back to claiming first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue as queue_module
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ._models import Claimed, Job
+from ._ops import new_id
+from ._status import Status
+from .client import Queue
+from .errors import LeaseLost, SchedulerError
+
+logger = logging.getLogger("scheduler.worker")
+TICK_S = 0.02
+"""How often the heartbeat thread looks at time limits and whether a heartbeat is due."""
+T = TypeVar("T")
+
+
+@dataclass
+class JobContext:
+    """What a handler gets besides the job: a cancel flag to look at in long work.
+
+    ``cancelled`` is set when the job's lease was lost (another worker may be running it now),
+    when its time limit passed, or when the worker is stopping past its grace period. The
+    job's result is discarded once it is set.
+    """
+
+    job: Job
+    worker_id: str
+    lease_ms: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.monotonic)
+
+
+Handler = Callable[[Job, JobContext], Any]
+"""A job handler: its return value is the job's result; an exception fails the attempt."""
+
+
+class NonRetryable(Exception):
+    """Raise it (or a subclass) from a handler to send the job to the dead letters at once."""
+
+
+def default_worker_id() -> str:
+    """``host-pid-random``: unique per worker, readable in the monitor."""
+    host = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())[:40]
+    return f"{host or 'host'}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Runs ``handler`` for every job of ``queue`` on ``concurrency`` threads (see the module).
+
+    Args:
+        queue: the queue to work on.
+        handler: called as ``handler(job, context)`` on a pool thread.
+        concurrency: how many jobs run at once.
+        worker_id: how the monitor names this worker (default: host, pid and a random suffix).
+        lease_ms: lease per claim (default: each job's own).
+        time_limit_ms: fail a job that runs longer than this (None: no limit).
+        grace_s: on stop, how long running jobs may take before they are handed back.
+        max_idle_s: the longest a blocking wait for work lasts before the claimer looks again.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        handler: Handler,
+        *,
+        concurrency: int = 4,
+        worker_id: str | None = None,
+        lease_ms: int | None = None,
+        time_limit_ms: int | None = None,
+        grace_s: float = 30.0,
+        max_idle_s: float = 5.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.queue = queue
+        self.handler = handler
+        self.concurrency = concurrency
+        self.worker_id = worker_id or default_worker_id()
+        self.lease_ms = lease_ms
+        self.time_limit_ms = time_limit_ms
+        self.grace_s = grace_s
+        self.max_idle_s = max_idle_s
+        self._running: dict[str, JobContext] = {}  # by lease token: one entry per run
+        self._lock = threading.Lock()
+        self._slots = threading.Semaphore(concurrency)
+        self._finished: queue_module.Queue[tuple[JobContext, Any, BaseException | None]] = (
+            queue_module.Queue()
+        )
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._pause = threading.Event()  # never set: waiting on it is an interruptible sleep
+        self._waiter = self._blocking_client(queue.client)
+
+    # -- public --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Work until :meth:`stop` is called; then finish or hand back every job and return."""
+        logger.info("worker %s started on queue %s", self.worker_id, self.queue.name)
+        helpers = [
+            threading.Thread(target=self._ack_loop, name="scheduler-acker", daemon=True),
+            threading.Thread(target=self._heartbeat_loop, name="scheduler-heartbeat", daemon=True),
+        ]
+        for thread in helpers:
+            thread.start()
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="scheduler-job")
+        try:
+            self._claim_loop(pool)
+            self._drain_on_stop()
+        finally:
+            # Jobs still running were handed back and flagged cancelled: do not wait for them.
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._stopped.set()
+        for thread in helpers:
+            thread.join(10)
+        self._waiter.close()
+        logger.info("worker %s stopped", self.worker_id)
+
+    def stop(self) -> None:
+        """Stop claiming; running jobs get the grace period, then are handed back."""
+        self._stopping.set()
+        with contextlib.suppress(redis.RedisError):  # wake the claimer if it waits for work
+            self.queue.client.lpush(self.queue.ops.keys.key("wake"), "stop")
+
+    @property
+    def running(self) -> int:
+        """How many jobs are running now."""
+        with self._lock:
+            return len(self._running)
+
+    # -- the claimer ---------------------------------------------------------------------------
+
+    def _claim_loop(self, pool: ThreadPoolExecutor) -> None:
+        while not self._stopping.is_set():
+            free = self._take_free_slots()
+            if free == 0:
+                continue
+            claimed = self._claim(free)
+            if claimed is None:
+                self._give_back_slots(free)
+                continue
+            self._give_back_slots(free - len(claimed.jobs))
+            for job in claimed.jobs:
+                context = JobContext(job, self.worker_id, job.deadline_ms - claimed.now_ms)
+                self._cancel_older_runs(job)
+                with self._lock:
+                    self._running[job.token] = context
+                pool.submit(self._run_one, context)
+            if not claimed.jobs:
+                self._wait_for_work(claimed.now_ms, claimed.next_ms)
+
+    def _cancel_older_runs(self, job: Job) -> None:
+        """A job claimed again while an older run of it is still here (its lease expired and
+        this worker's own claim reaped it): that older run's lease is lost."""
+        with self._lock:
+            older = [c for c in self._running.values() if c.job.id == job.id]
+        for context in older:
+            if not context.cancelled.is_set():
+                context.cancelled.set()
+                logger.warning(
+                    "job %s (attempt %d): lease lost; cancelled on worker %s",
+                    job.id,
+                    context.job.attempt,
+                    self.worker_id,
+                )
+
+    def _claim(self, count: int) -> Claimed | None:
+        # One claim id for every retry of this claim: a repeat after a lost reply returns the
+        # leases the first attempt made instead of leasing more jobs.
+        claim_id = new_id()
+        return self._retrying(
+            lambda: self.queue.claim(
+                self.worker_id, count=count, claim_id=claim_id, lease_ms=self.lease_ms
+            ),
+            "claim",
+        )
+
+    def _take_free_slots(self) -> int:
+        if not self._slots.acquire(timeout=0.5):
+            return 0
+        free = 1
+        while free < self.concurrency and self._slots.acquire(blocking=False):
+            free += 1
+        return free
+
+    def _give_back_slots(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
+
+    def _wait_for_work(self, now_ms: int, next_ms: int | None) -> None:
+        timeout = self.max_idle_s
+        if next_ms is not None:
+            timeout = min(timeout, max(0.0, (next_ms - now_ms) / 1000))
+        if timeout <= 0.001:
+            return
+        try:
+            self._waiter.blpop([self.queue.ops.keys.key("wake")], timeout=max(timeout, 0.01))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            logger.warning(
+                "worker %s: waiting for work failed (%s); claiming again", self.worker_id, exc
+            )
+            self._pause.wait(0.1)
+
+    @staticmethod
+    def _blocking_client(client: redis.Redis) -> redis.Redis:
+        """A client of its own for BLPOP: no retries (a blocking command is never re-sent)."""
+        kwargs = dict(client.connection_pool.connection_kwargs)
+        kwargs["retry"] = Retry(NoBackoff(), 0)
+        kwargs["socket_timeout"] = None
+        return redis.Redis(
+            connection_pool=redis.ConnectionPool(
+                connection_class=client.connection_pool.connection_class, **kwargs
+            )
+        )
+
+    # -- the runners ---------------------------------------------------------------------------
+
+    def _run_one(self, context: JobContext) -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = self.handler(context.job, context)
+        except BaseException as exc:  # the job's failure, reported through fail()
+            error = exc
+        self._finished.put((context, result, error))
+
+    # -- the acker -----------------------------------------------------------------------------
+
+    def _ack_loop(self) -> None:
+        while not (self._stopped.is_set() and self._finished.empty()):
+            try:
+                first = self._finished.get(timeout=0.2)
+            except queue_module.Empty:
+                continue
+            batch = [first]
+            while len(batch) < 1000:
+                try:
+                    batch.append(self._finished.get_nowait())
+                except queue_module.Empty:
+                    break
+            self._acknowledge(batch)
+
+    def _acknowledge(self, batch: list[tuple[JobContext, Any, BaseException | None]]) -> None:
+        successes = []
+        for context, result, error in batch:
+            if context.cancelled.is_set():
+                logger.info(
+                    "job %s (attempt %d): result discarded, the lease is not ours",
+                    context.job.id,
+                    context.job.attempt,
+                )
+            elif error is None:
+                successes.append((context, result))
+            else:
+                self._fail(context, error)
+        if successes:
+            pairs = [(context.job, result) for context, result in successes]
+            statuses = self._retrying(lambda: self.queue.complete_many(pairs), "complete")
+            for (context, _), item in zip(successes, statuses or [], strict=False):
+                if item.status not in (Status.OK, Status.DUPLICATE):
+                    logger.warning(
+                        "job %s (attempt %d): completion refused: %s",
+                        context.job.id,
+                        context.job.attempt,
+                        item.status.value,
+                    )
+        for context, _, _ in batch:
+            self._finish(context)
+
+    def _fail(self, context: JobContext, error: BaseException) -> None:
+        job = context.job
+        retryable = not isinstance(error, NonRetryable)
+        text = f"{type(error).__name__}: {error}"
+        try:
+            outcome = self._retrying(
+                lambda: self.queue.fail(job, text, retryable=retryable), "fail"
+            )
+            if outcome is not None:
+                logger.info(
+                    "job %s (attempt %d) failed (%s): %s",
+                    job.id,
+                    job.attempt,
+                    outcome.outcome.value,
+                    text,
+                )
+        except LeaseLost:
+            logger.warning(
+                "job %s (attempt %d): failure not recorded, lease lost", job.id, job.attempt
+            )
+
+    def _finish(self, context: JobContext) -> None:
+        with self._lock:
+            self._running.pop(context.job.token, None)
+        self._slots.release()
+
+    # -- the heartbeat -------------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        """Every tick: enforce time limits; when a third of the shortest lease has passed since
+        the last heartbeat, extend every lease held."""
+        last_beat = time.monotonic()
+        while not self._stopped.wait(TICK_S):
+            with self._lock:
+                contexts = [c for c in self._running.values() if not c.cancelled.is_set()]
+            self._enforce_time_limit(contexts)
+            live = [c for c in contexts if not c.cancelled.is_set()]
+            if live and time.monotonic() - last_beat >= self._heartbeat_interval_s(live):
+                self._heartbeat(live)
+                last_beat = time.monotonic()
+
+    @staticmethod
+    def _heartbeat_interval_s(contexts: list[JobContext]) -> float:
+        """A third of the shortest lease held."""
+        if not contexts:
+            return 0.1
+        return max(0.02, min(min(c.lease_ms for c in contexts) / 3000, 10.0))
+
+    def _heartbeat(self, contexts: list[JobContext]) -> None:
+        for start in range(0, len(contexts), 1000):
+            chunk = contexts[start : start + 1000]
+            beat = self._retrying(
+                partial(self.queue.heartbeat, [c.job for c in chunk], lease_ms=self.lease_ms),
+                "heartbeat",
+            )
+            if beat is None:
+                continue
+            lost = set(beat.lost)
+            for context in chunk:
+                if context.job.id in lost:
+                    context.cancelled.set()
+                    logger.warning(
+                        "job %s (attempt %d): lease lost; cancelled on worker %s",
+                        context.job.id,
+                        context.job.attempt,
+                        self.worker_id,
+                    )
+
+    def _enforce_time_limit(self, contexts: list[JobContext]) -> None:
+        if self.time_limit_ms is None:
+            return
+        now = time.monotonic()
+        for context in contexts:
+            if (now - context.started) * 1000 >= self.time_limit_ms:
+                context.cancelled.set()
+                self._fail(context, TimeoutError(f"time limit of {self.time_limit_ms} ms passed"))
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def _drain_on_stop(self) -> None:
+        deadline = time.monotonic() + self.grace_s
+        while self.running and time.monotonic() < deadline:
+            self._pause.wait(0.02)
+        with self._lock:
+            left = [c for c in self._running.values() if not c.cancelled.is_set()]
+        if not left:
+            return
+        for context in left:
+            context.cancelled.set()
+        released = self._retrying(lambda: self.queue.release([c.job for c in left]), "release")
+        logger.info(
+            "worker %s handed back %d unfinished job(s)",
+            self.worker_id,
+            sum(1 for s in released or [] if s.status is Status.OK),
+        )
+
+    # -- Redis calls ---------------------------------------------------------------------------
+
+    def _retrying(self, call: Callable[[], T], what: str) -> T | None:
+        """Run ``call``, repeating it after connection errors with backoff (every call here
+        is safe to repeat); None if the worker stops first."""
+        delay = 0.05
+        while True:
+            try:
+                return call()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                logger.warning(
+                    "worker %s: %s failed (%s); retrying in %.2fs", self.worker_id, what, exc, delay
+                )
+            except SchedulerError:
+                raise
+            if self._stopped.wait(delay):
+                return None
+            delay = min(delay * 2, 2.0)
