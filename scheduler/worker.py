@@ -45,6 +45,7 @@ from redis.retry import Retry
 
 from ._models import Claimed, Job
 from ._ops import new_id
+from ._server_checks import check_server
 from ._status import Status
 from .client import Queue
 from .errors import LeaseLost, SchedulerError
@@ -137,6 +138,8 @@ class Worker:
     def run(self) -> None:
         """Work until :meth:`stop` is called; then finish or hand back every job and return."""
         logger.info("worker %s started on queue %s", self.worker_id, self.queue.name)
+        with contextlib.suppress(redis.RedisError):
+            check_server(self.queue.client)  # logs what to fix: eviction, persistence, version
         helpers = [
             threading.Thread(target=self._ack_loop, name="scheduler-acker", daemon=True),
             threading.Thread(target=self._heartbeat_loop, name="scheduler-heartbeat", daemon=True),
