@@ -10,46 +10,42 @@ from collections.abc import Sequence
 import redis
 
 from ._local_redis import LocalRedis
-from .demo import SeedReport, bulk_run, run_seed_scenario
+from .demo import TASKS, bulk_run, format_seed_report, run_seed_scenario
+from .errors import SchedulerError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
 
 
-def print_seed_report(report: SeedReport) -> None:
-    """The monitor's snapshots and the summary of the seed scenario."""
-    for number, rows in enumerate(report.snapshots, 1):
-        print(f"\nmonitor, snapshot {number}:")
-        print(f"  {'task':<6}{'worker':<12}{'attempt':>8}{'lease left':>12}")
-        for row in rows:
-            print(f"  {row.task:<6}{row.worker:<12}{row.attempt:>8}{row.lease_left_s:>11.1f}s")
-    print("\nresults:")
-    for task, worker in sorted(report.completed_by.items()):
-        state = report.final_states[task].value
-        print(f"  task {task}: {state} by {worker}, accepted completions: {report.accepted[task]}")
-    once = sum(1 for count in report.accepted.values() if count == 1)
-    print(f"\n{once} of {len(report.final_states)} tasks completed exactly once")
-
-
-def demo(url: str | None, jobs: int) -> int:
-    """Run the seed scenario and a bulk drain against ``url``, or a throwaway local Redis."""
-    server = None
-    if url is None:
-        server = LocalRedis().start()
-        url = server.url
-        print(f"started a throwaway redis-server at {url}")
+def run_demo_on(url: str, jobs: int) -> int:
+    """The seed scenario, then a bulk drain of ``jobs`` jobs, on the Redis at ``url``."""
+    client = redis.Redis.from_url(url)
     try:
-        client = redis.Redis.from_url(url)
         print("\nthe seed scenario: a manager enqueues tasks A, B and C; two workers take them")
         report = run_seed_scenario(client)
-        print_seed_report(report)
+        print(format_seed_report(report))
         print(f"\nbulk: {jobs} jobs, enqueued in batches, drained by 2 threads")
         rate = bulk_run(client, jobs=jobs)
         print(f"  {jobs} jobs claimed, leased and acknowledged at {rate:,.0f} jobs/s")
-        client.close()
-        ok = all(count == 1 for count in report.accepted.values()) and len(report.accepted) == 3
-        return 0 if ok else 1
     finally:
-        if server is not None:
-            server.stop()
-            print("stopped the throwaway redis-server")
+        client.close()
+    return EXIT_OK if len(report.completed_exactly_once()) == len(TASKS) else EXIT_FAILED
+
+
+def demo(url: str | None, jobs: int) -> int:
+    """Run the demo against ``url``, or on a throwaway local Redis that is stopped at the end
+    (also after an error or Ctrl-C)."""
+    if url is not None:
+        return run_demo_on(url, jobs)
+    server = LocalRedis()
+    try:
+        server.start()
+        print(f"started a throwaway redis-server at {server.url}")
+        return run_demo_on(server.url, jobs)
+    finally:
+        server.stop()
+        print("stopped the throwaway redis-server")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,12 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo_parser.add_argument(
         "--redis-url",
-        default=os.environ.get("REDIS_URL"),
+        default=os.environ.get("REDIS_URL") or None,
         help="an existing Redis to use (default: $REDIS_URL, else a throwaway local one)",
     )
-    demo_parser.add_argument("--jobs", type=int, default=5000, help="jobs in the bulk run")
+    demo_parser.add_argument("--jobs", type=int, default=2000, help="jobs in the bulk run")
     args = parser.parse_args(argv)
-    return demo(args.redis_url, args.jobs)
+    try:
+        return demo(args.redis_url, args.jobs)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (SchedulerError, redis.RedisError, TimeoutError, RuntimeError) as exc:
+        print(f"the demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

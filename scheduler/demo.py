@@ -45,6 +45,17 @@ class SeedReport:
     completed_by: dict[str, str] = field(default_factory=dict)
     accepted: Counter[str] = field(default_factory=Counter)
     final_states: dict[str, State] = field(default_factory=dict)
+    final_attempts: dict[str, int] = field(default_factory=dict)
+
+    def completed_exactly_once(self) -> list[str]:
+        """The tasks with one accepted completion, completed in the end, on their first attempt."""
+        return [
+            task
+            for task in TASKS
+            if self.accepted[task] == 1
+            and self.final_states.get(task) is State.COMPLETED
+            and self.final_attempts.get(task) == 1
+        ]
 
 
 def monitor_rows(stats: QueueStats) -> list[MonitorRow]:
@@ -111,16 +122,44 @@ def run_seed_scenario(client: redis.Redis, queue_name: str = "seed") -> SeedRepo
     for task in TASKS:
         queue.enqueue({"task": task}, id=task)
     run = _SeedRun(queue)
-    threads = [threading.Thread(target=run.worker, args=(f"worker-{n}",)) for n in (1, 2)]
-    threads.append(threading.Thread(target=run.monitor))
+    threads = [
+        threading.Thread(target=run.worker, args=(f"worker-{n}",), daemon=True) for n in (1, 2)
+    ]
+    threads.append(threading.Thread(target=run.monitor, daemon=True))
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(WAIT_S * 2)
     if run.errors:
         raise run.errors[0]
-    run.report.final_states = {task: queue.inspect(task).state for task in TASKS}
+    if any(thread.is_alive() for thread in threads):
+        raise TimeoutError("a worker or the monitor did not finish in time")
+    final = {task: queue.inspect(task) for task in TASKS}
+    run.report.final_states = {task: info.state for task, info in final.items()}
+    run.report.final_attempts = {task: info.attempt for task, info in final.items()}
     return run.report
+
+
+def format_seed_report(report: SeedReport) -> str:
+    """The monitor's snapshots (task, worker, attempt, lease left) and the scenario's summary."""
+    lines: list[str] = []
+    for number, rows in enumerate(report.snapshots, 1):
+        lines.append(f"\nmonitor, snapshot {number}:")
+        lines.append(f"  {'task':<6}{'worker':<12}{'attempt':>8}{'lease left':>12}")
+        for row in rows:
+            lines.append(
+                f"  {row.task:<6}{row.worker:<12}{row.attempt:>8}{row.lease_left_s:>11.1f}s"
+            )
+    lines.append("\nresults:")
+    for task, worker in sorted(report.completed_by.items()):
+        state = report.final_states[task].value
+        lines.append(
+            f"  task {task}: {state} by {worker}, attempt {report.final_attempts[task]}, "
+            f"accepted completions: {report.accepted[task]}"
+        )
+    once = len(report.completed_exactly_once())
+    lines.append(f"\n{once} of {len(TASKS)} tasks completed exactly once")
+    return "\n".join(lines)
 
 
 def clear_queue(client: redis.Redis, queue_name: str) -> None:
@@ -143,7 +182,9 @@ def bulk_run(client: redis.Redis, jobs: int = 2000, threads: int = 2) -> float:
             statuses = queue.complete_many([(job, None) for job in claimed])
             done[name] += sum(1 for s in statuses if s.status == "ok")
 
-    workers = [threading.Thread(target=drain, args=(f"bulk-{n}",)) for n in range(threads)]
+    workers = [
+        threading.Thread(target=drain, args=(f"bulk-{n}",), daemon=True) for n in range(threads)
+    ]
     began = time.perf_counter()
     for worker in workers:
         worker.start()
