@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -19,11 +18,26 @@ import redis.asyncio
 from ._models import Claimed, Job
 from ._ops import new_id
 from ._status import Status
+from ._worker_core import (
+    ACK_BATCH,
+    TICK_S,
+    Finished,
+    JobContext,
+    WorkerSettings,
+    blocking_connection_kwargs,
+    default_worker_id,
+    describe_failure,
+    heartbeat_interval_s,
+    idle_wait_s,
+    log_lost,
+    log_refused,
+    logger,
+    retry_delays,
+    sort_finished,
+)
 from .aio import AsyncQueue
-from .errors import LeaseLost, SchedulerError
-from .worker import TICK_S, JobContext, NonRetryable, default_worker_id
+from .errors import LeaseLost
 
-logger = logging.getLogger("scheduler.worker")
 T = TypeVar("T")
 
 AsyncHandler = Callable[[Job, JobContext], Awaitable[Any]]
@@ -46,18 +60,20 @@ class AsyncWorker:
         grace_s: float = 30.0,
         max_idle_s: float = 5.0,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
         self.queue = queue
         self.handler = handler
-        self.concurrency = concurrency
-        self.worker_id = worker_id or default_worker_id()
-        self.lease_ms = lease_ms
-        self.time_limit_ms = time_limit_ms
+        self.settings = WorkerSettings(
+            concurrency,
+            worker_id or default_worker_id(),
+            lease_ms,
+            time_limit_ms,
+            grace_s,
+            max_idle_s,
+        )
+        self.worker_id = self.settings.worker_id
         self.grace_s = grace_s
-        self.max_idle_s = max_idle_s
         self._running: dict[str, tuple[JobContext, asyncio.Task[None]]] = {}
-        self._finished: asyncio.Queue[tuple[JobContext, Any, BaseException | None]] | None = None
+        self._finished: asyncio.Queue[Finished] | None = None
         self._stopping = asyncio.Event()
         self._free = asyncio.Event()
 
@@ -93,7 +109,7 @@ class AsyncWorker:
 
     async def _claim_loop(self, waiter: redis.asyncio.Redis) -> None:
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._running)
+            free = self.settings.concurrency - len(self._running)
             if free <= 0:
                 self._free.clear()
                 await self._free.wait()
@@ -110,7 +126,7 @@ class AsyncWorker:
         claim_id = new_id()  # one claim id for every retry of this claim
         return await self._retrying(
             lambda: self.queue.claim(
-                self.worker_id, count=count, claim_id=claim_id, lease_ms=self.lease_ms
+                self.worker_id, count=count, claim_id=claim_id, lease_ms=self.settings.lease_ms
             ),
             "claim",
         )
@@ -124,9 +140,7 @@ class AsyncWorker:
         self._running[job.token] = (context, task)
 
     async def _wait_for_work(self, waiter: redis.asyncio.Redis, claimed: Claimed) -> None:
-        timeout = self.max_idle_s
-        if claimed.next_ms is not None:
-            timeout = min(timeout, max(0.0, (claimed.next_ms - claimed.now_ms) / 1000))
+        timeout = idle_wait_s(claimed, self.settings.max_idle_s)
         if timeout <= 0.001:
             return
 
@@ -145,11 +159,10 @@ class AsyncWorker:
                 await wake
 
     def _blocking_client(self) -> redis.asyncio.Redis:
-        """A client of its own for BLPOP, with no retries: a blocking command is never re-sent."""
+        """A client of its own for BLPOP (see :func:`blocking_connection_kwargs`)."""
         pool = self.queue.client.connection_pool
-        kwargs = dict(pool.connection_kwargs)
-        kwargs.update(retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0))
-        kwargs["socket_timeout"] = None
+        no_retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
+        kwargs = blocking_connection_kwargs(pool.connection_kwargs, no_retry)
         return redis.asyncio.Redis(
             connection_pool=redis.asyncio.ConnectionPool(
                 connection_class=pool.connection_class, **kwargs
@@ -162,14 +175,14 @@ class AsyncWorker:
         result: Any = None
         error: BaseException | None = None
         try:
-            if self.time_limit_ms is None:
+            if self.settings.time_limit_ms is None:
                 result = await self.handler(context.job, context)
             else:
                 result = await asyncio.wait_for(
-                    self.handler(context.job, context), self.time_limit_ms / 1000
+                    self.handler(context.job, context), self.settings.time_limit_ms / 1000
                 )
         except TimeoutError:
-            error = TimeoutError(f"time limit of {self.time_limit_ms} ms passed")
+            error = TimeoutError(f"time limit of {self.settings.time_limit_ms} ms passed")
         except asyncio.CancelledError:
             context.cancelled.set()
         except Exception as exc:  # the job's failure, reported through fail()
@@ -183,7 +196,7 @@ class AsyncWorker:
         assert self._finished is not None
         while True:
             batch = [await self._finished.get()]
-            while not self._finished.empty() and len(batch) < 1000:
+            while not self._finished.empty() and len(batch) < ACK_BATCH:
                 batch.append(self._finished.get_nowait())
             try:
                 await self._acknowledge(batch)
@@ -191,51 +204,37 @@ class AsyncWorker:
                 for _ in batch:
                     self._finished.task_done()
 
-    async def _acknowledge(self, batch: list[tuple[JobContext, Any, BaseException | None]]) -> None:
-        successes = []
-        for context, result, error in batch:
-            if context.cancelled.is_set():
-                logger.info(
-                    "job %s (attempt %d): result discarded, the lease is not ours",
-                    context.job.id,
-                    context.job.attempt,
-                )
-            elif error is None:
-                successes.append((context.job, result))
-            else:
-                await self._fail(context, error)
+    async def _acknowledge(self, batch: list[Finished]) -> None:
+        successes, failures = sort_finished(batch)
+        for context, error in failures:
+            await self._fail(context, error)
         if successes:
-            statuses = await self._retrying(lambda: self.queue.complete_many(successes), "complete")
-            for (job, _), item in zip(successes, statuses or [], strict=False):
-                if item.status not in (Status.OK, Status.DUPLICATE):
-                    logger.warning(
-                        "job %s (attempt %d): completion refused: %s",
-                        job.id,
-                        job.attempt,
-                        item.status.value,
-                    )
+            pairs = [(context.job, result) for context, result in successes]
+            statuses = await self._retrying(lambda: self.queue.complete_many(pairs), "complete")
+            log_refused([job for job, _ in pairs], statuses)
         for context, _, _ in batch:
             self._running.pop(context.job.token, None)
         self._free.set()
 
     async def _fail(self, context: JobContext, error: BaseException) -> None:
-        job, text = context.job, f"{type(error).__name__}: {error}"
-        retryable = not isinstance(error, NonRetryable)
+        job = context.job
+        text, retryable = describe_failure(error)
         try:
             failed = await self._retrying(
                 lambda: self.queue.fail(job, text, retryable=retryable), "fail"
             )
-            if failed is not None:
-                logger.info(
-                    "job %s (attempt %d) failed (%s): %s",
-                    job.id,
-                    job.attempt,
-                    failed.outcome.value,
-                    text,
-                )
         except LeaseLost:
             logger.warning(
                 "job %s (attempt %d): failure not recorded, lease lost", job.id, job.attempt
+            )
+            return
+        if failed is not None:
+            logger.info(
+                "job %s (attempt %d) failed (%s): %s",
+                job.id,
+                job.attempt,
+                failed.outcome.value,
+                text,
             )
 
     # -- the heartbeat -------------------------------------------------------------------------
@@ -247,25 +246,20 @@ class AsyncWorker:
             live = [(c, t) for c, t in self._running.values() if not c.cancelled.is_set()]
             if not live:
                 continue
-            interval = max(0.02, min(min(c.lease_ms for c, _ in live) / 3000, 10.0))
+            interval = heartbeat_interval_s([c for c, _ in live])
             if time.monotonic() - last_beat < interval:
                 continue
             last_beat = time.monotonic()
             jobs = [c.job for c, _ in live]
             beat = await self._retrying(
-                partial(self.queue.heartbeat, jobs, lease_ms=self.lease_ms), "heartbeat"
+                partial(self.queue.heartbeat, jobs, lease_ms=self.settings.lease_ms), "heartbeat"
             )
             lost = set(beat.lost) if beat is not None else set()
             for context, task in live:
                 if context.job.id in lost:
                     context.cancelled.set()
                     task.cancel()
-                    logger.warning(
-                        "job %s (attempt %d): lease lost; cancelled on worker %s",
-                        context.job.id,
-                        context.job.attempt,
-                        self.worker_id,
-                    )
+                    log_lost(context)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -293,18 +287,15 @@ class AsyncWorker:
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T | None:
         """Await ``call()``, repeating it after connection errors with backoff (every call
-        here is safe to repeat); None if the worker is stopping by then."""
-        delay = 0.05
-        while True:
+        here is safe to repeat); None for a claim once the worker is stopping."""
+        for delay in retry_delays():
             try:
                 return await call()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 logger.warning(
                     "worker %s: %s failed (%s); retrying in %.2fs", self.worker_id, what, exc, delay
                 )
-            except SchedulerError:
-                raise
             if self._stopping.is_set() and what == "claim":
-                return None
+                break
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+        return None

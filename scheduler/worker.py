@@ -26,16 +26,11 @@ back to claiming first.
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import queue as queue_module
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -47,43 +42,34 @@ from ._models import Claimed, Job
 from ._ops import new_id
 from ._server_checks import check_server
 from ._status import Status
+from ._worker_core import (
+    ACK_BATCH,
+    TICK_S,
+    Finished,
+    JobContext,
+    NonRetryable,
+    WorkerSettings,
+    blocking_connection_kwargs,
+    default_worker_id,
+    describe_failure,
+    heartbeat_interval_s,
+    idle_wait_s,
+    log_lost,
+    log_refused,
+    logger,
+    past_time_limit,
+    retry_delays,
+    sort_finished,
+)
 from .client import Queue
-from .errors import LeaseLost, SchedulerError
+from .errors import LeaseLost
 
-logger = logging.getLogger("scheduler.worker")
-TICK_S = 0.02
-"""How often the heartbeat thread looks at time limits and whether a heartbeat is due."""
 T = TypeVar("T")
-
-
-@dataclass
-class JobContext:
-    """What a handler gets besides the job: a cancel flag to look at in long work.
-
-    ``cancelled`` is set when the job's lease was lost (another worker may be running it now),
-    when its time limit passed, or when the worker is stopping past its grace period. The
-    job's result is discarded once it is set.
-    """
-
-    job: Job
-    worker_id: str
-    lease_ms: int
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    started: float = field(default_factory=time.monotonic)
-
 
 Handler = Callable[[Job, JobContext], Any]
 """A job handler: its return value is the job's result; an exception fails the attempt."""
 
-
-class NonRetryable(Exception):
-    """Raise it (or a subclass) from a handler to send the job to the dead letters at once."""
-
-
-def default_worker_id() -> str:
-    """``host-pid-random``: unique per worker, readable in the monitor."""
-    host = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())[:40]
-    return f"{host or 'host'}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+__all__ = ["Handler", "JobContext", "NonRetryable", "Worker", "default_worker_id"]
 
 
 class Worker:
@@ -112,22 +98,22 @@ class Worker:
         grace_s: float = 30.0,
         max_idle_s: float = 5.0,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
         self.queue = queue
         self.handler = handler
-        self.concurrency = concurrency
-        self.worker_id = worker_id or default_worker_id()
-        self.lease_ms = lease_ms
-        self.time_limit_ms = time_limit_ms
+        self.settings = WorkerSettings(
+            concurrency,
+            worker_id or default_worker_id(),
+            lease_ms,
+            time_limit_ms,
+            grace_s,
+            max_idle_s,
+        )
+        self.worker_id = self.settings.worker_id
         self.grace_s = grace_s
-        self.max_idle_s = max_idle_s
         self._running: dict[str, JobContext] = {}  # by lease token: one entry per run
         self._lock = threading.Lock()
-        self._slots = threading.Semaphore(concurrency)
-        self._finished: queue_module.Queue[tuple[JobContext, Any, BaseException | None]] = (
-            queue_module.Queue()
-        )
+        self._slots = threading.Semaphore(self.settings.concurrency)
+        self._finished: queue_module.Queue[Finished] = queue_module.Queue()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._pause = threading.Event()  # never set: waiting on it is an interruptible sleep
@@ -146,7 +132,7 @@ class Worker:
         ]
         for thread in helpers:
             thread.start()
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="scheduler-job")
+        pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="scheduler-job")
         try:
             self._claim_loop(pool)
             self._drain_on_stop()
@@ -190,7 +176,7 @@ class Worker:
                     self._running[job.token] = context
                 pool.submit(self._run_one, context)
             if not claimed.jobs:
-                self._wait_for_work(claimed.now_ms, claimed.next_ms)
+                self._wait_for_work(idle_wait_s(claimed, self.settings.max_idle_s))
 
     def _cancel_older_runs(self, job: Job) -> None:
         """A job claimed again while an older run of it is still here (its lease expired and
@@ -200,12 +186,7 @@ class Worker:
         for context in older:
             if not context.cancelled.is_set():
                 context.cancelled.set()
-                logger.warning(
-                    "job %s (attempt %d): lease lost; cancelled on worker %s",
-                    job.id,
-                    context.job.attempt,
-                    self.worker_id,
-                )
+                log_lost(context)
 
     def _claim(self, count: int) -> Claimed | None:
         # One claim id for every retry of this claim: a repeat after a lost reply returns the
@@ -213,7 +194,7 @@ class Worker:
         claim_id = new_id()
         return self._retrying(
             lambda: self.queue.claim(
-                self.worker_id, count=count, claim_id=claim_id, lease_ms=self.lease_ms
+                self.worker_id, count=count, claim_id=claim_id, lease_ms=self.settings.lease_ms
             ),
             "claim",
         )
@@ -222,7 +203,7 @@ class Worker:
         if not self._slots.acquire(timeout=0.5):
             return 0
         free = 1
-        while free < self.concurrency and self._slots.acquire(blocking=False):
+        while free < self.settings.concurrency and self._slots.acquire(blocking=False):
             free += 1
         return free
 
@@ -230,10 +211,7 @@ class Worker:
         for _ in range(count):
             self._slots.release()
 
-    def _wait_for_work(self, now_ms: int, next_ms: int | None) -> None:
-        timeout = self.max_idle_s
-        if next_ms is not None:
-            timeout = min(timeout, max(0.0, (next_ms - now_ms) / 1000))
+    def _wait_for_work(self, timeout: float) -> None:
         if timeout <= 0.001:
             return
         try:
@@ -246,14 +224,11 @@ class Worker:
 
     @staticmethod
     def _blocking_client(client: redis.Redis) -> redis.Redis:
-        """A client of its own for BLPOP: no retries (a blocking command is never re-sent)."""
-        kwargs = dict(client.connection_pool.connection_kwargs)
-        kwargs["retry"] = Retry(NoBackoff(), 0)
-        kwargs["socket_timeout"] = None
+        """A client of its own for BLPOP (see :func:`blocking_connection_kwargs`)."""
+        pool = client.connection_pool
+        kwargs = blocking_connection_kwargs(pool.connection_kwargs, Retry(NoBackoff(), 0))
         return redis.Redis(
-            connection_pool=redis.ConnectionPool(
-                connection_class=client.connection_pool.connection_class, **kwargs
-            )
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
         )
 
     # -- the runners ---------------------------------------------------------------------------
@@ -276,59 +251,41 @@ class Worker:
             except queue_module.Empty:
                 continue
             batch = [first]
-            while len(batch) < 1000:
+            while len(batch) < ACK_BATCH:
                 try:
                     batch.append(self._finished.get_nowait())
                 except queue_module.Empty:
                     break
             self._acknowledge(batch)
 
-    def _acknowledge(self, batch: list[tuple[JobContext, Any, BaseException | None]]) -> None:
-        successes = []
-        for context, result, error in batch:
-            if context.cancelled.is_set():
-                logger.info(
-                    "job %s (attempt %d): result discarded, the lease is not ours",
-                    context.job.id,
-                    context.job.attempt,
-                )
-            elif error is None:
-                successes.append((context, result))
-            else:
-                self._fail(context, error)
+    def _acknowledge(self, batch: list[Finished]) -> None:
+        successes, failures = sort_finished(batch)
+        for context, error in failures:
+            self._fail(context, error)
         if successes:
             pairs = [(context.job, result) for context, result in successes]
             statuses = self._retrying(lambda: self.queue.complete_many(pairs), "complete")
-            for (context, _), item in zip(successes, statuses or [], strict=False):
-                if item.status not in (Status.OK, Status.DUPLICATE):
-                    logger.warning(
-                        "job %s (attempt %d): completion refused: %s",
-                        context.job.id,
-                        context.job.attempt,
-                        item.status.value,
-                    )
+            log_refused([job for job, _ in pairs], statuses)
         for context, _, _ in batch:
             self._finish(context)
 
     def _fail(self, context: JobContext, error: BaseException) -> None:
         job = context.job
-        retryable = not isinstance(error, NonRetryable)
-        text = f"{type(error).__name__}: {error}"
+        text, retryable = describe_failure(error)
         try:
-            outcome = self._retrying(
-                lambda: self.queue.fail(job, text, retryable=retryable), "fail"
-            )
-            if outcome is not None:
-                logger.info(
-                    "job %s (attempt %d) failed (%s): %s",
-                    job.id,
-                    job.attempt,
-                    outcome.outcome.value,
-                    text,
-                )
+            failed = self._retrying(lambda: self.queue.fail(job, text, retryable=retryable), "fail")
         except LeaseLost:
             logger.warning(
                 "job %s (attempt %d): failure not recorded, lease lost", job.id, job.attempt
+            )
+            return
+        if failed is not None:
+            logger.info(
+                "job %s (attempt %d) failed (%s): %s",
+                job.id,
+                job.attempt,
+                failed.outcome.value,
+                text,
             )
 
     def _finish(self, context: JobContext) -> None:
@@ -347,22 +304,17 @@ class Worker:
                 contexts = [c for c in self._running.values() if not c.cancelled.is_set()]
             self._enforce_time_limit(contexts)
             live = [c for c in contexts if not c.cancelled.is_set()]
-            if live and time.monotonic() - last_beat >= self._heartbeat_interval_s(live):
+            if live and time.monotonic() - last_beat >= heartbeat_interval_s(live):
                 self._heartbeat(live)
                 last_beat = time.monotonic()
-
-    @staticmethod
-    def _heartbeat_interval_s(contexts: list[JobContext]) -> float:
-        """A third of the shortest lease held."""
-        if not contexts:
-            return 0.1
-        return max(0.02, min(min(c.lease_ms for c in contexts) / 3000, 10.0))
 
     def _heartbeat(self, contexts: list[JobContext]) -> None:
         for start in range(0, len(contexts), 1000):
             chunk = contexts[start : start + 1000]
             beat = self._retrying(
-                partial(self.queue.heartbeat, [c.job for c in chunk], lease_ms=self.lease_ms),
+                partial(
+                    self.queue.heartbeat, [c.job for c in chunk], lease_ms=self.settings.lease_ms
+                ),
                 "heartbeat",
             )
             if beat is None:
@@ -371,21 +323,13 @@ class Worker:
             for context in chunk:
                 if context.job.id in lost:
                     context.cancelled.set()
-                    logger.warning(
-                        "job %s (attempt %d): lease lost; cancelled on worker %s",
-                        context.job.id,
-                        context.job.attempt,
-                        self.worker_id,
-                    )
+                    log_lost(context)
 
     def _enforce_time_limit(self, contexts: list[JobContext]) -> None:
-        if self.time_limit_ms is None:
-            return
-        now = time.monotonic()
-        for context in contexts:
-            if (now - context.started) * 1000 >= self.time_limit_ms:
-                context.cancelled.set()
-                self._fail(context, TimeoutError(f"time limit of {self.time_limit_ms} ms passed"))
+        limit = self.settings.time_limit_ms
+        for context in past_time_limit(contexts, limit):
+            context.cancelled.set()
+            self._fail(context, TimeoutError(f"time limit of {limit} ms passed"))
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -411,16 +355,13 @@ class Worker:
     def _retrying(self, call: Callable[[], T], what: str) -> T | None:
         """Run ``call``, repeating it after connection errors with backoff (every call here
         is safe to repeat); None if the worker stops first."""
-        delay = 0.05
-        while True:
+        for delay in retry_delays():
             try:
                 return call()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 logger.warning(
                     "worker %s: %s failed (%s); retrying in %.2fs", self.worker_id, what, exc, delay
                 )
-            except SchedulerError:
-                raise
             if self._stopped.wait(delay):
-                return None
-            delay = min(delay * 2, 2.0)
+                break
+        return None

@@ -1,0 +1,153 @@
+"""What the thread worker and the asyncio worker share: their settings, the job context, and
+every decision that does not depend on how they wait (pure; the workers do the I/O).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._models import Claimed, ItemStatus, Job
+from ._status import Status
+
+logger = logging.getLogger("scheduler.worker")
+
+TICK_S = 0.02
+"""How often a heartbeat loop looks at time limits and whether a heartbeat is due."""
+ACK_BATCH = 1000
+"""The most results acknowledged in one call."""
+
+
+@dataclass
+class JobContext:
+    """What a handler gets besides the job: a cancel flag to look at in long work.
+
+    ``cancelled`` is set when the job's lease was lost (another worker may be running it now),
+    when its time limit passed, or when the worker is stopping past its grace period. The
+    job's result is discarded once it is set.
+    """
+
+    job: Job
+    worker_id: str
+    lease_ms: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.monotonic)
+
+
+Finished = tuple[JobContext, Any, BaseException | None]
+"""A run that ended: its context, its result, and its error (None when it succeeded)."""
+
+
+class NonRetryable(Exception):
+    """Raise it (or a subclass) from a handler to send the job to the dead letters at once."""
+
+
+def default_worker_id() -> str:
+    """``host-pid-random``: unique per worker, readable in the monitor."""
+    host = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())[:40]
+    return f"{host or 'host'}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How a worker runs (see :class:`scheduler.worker.Worker` for each field)."""
+
+    concurrency: int
+    worker_id: str
+    lease_ms: int | None
+    time_limit_ms: int | None
+    grace_s: float
+    max_idle_s: float
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+
+
+def sort_finished(
+    batch: Sequence[Finished],
+) -> tuple[list[tuple[JobContext, Any]], list[tuple[JobContext, BaseException]]]:
+    """Split finished runs into results to complete and errors to fail; a run whose lease is
+    no longer ours (cancelled) is neither: its result is discarded, and that is logged."""
+    successes, failures = [], []
+    for context, result, error in batch:
+        if context.cancelled.is_set():
+            logger.info(
+                "job %s (attempt %d): result discarded, the lease is not ours",
+                context.job.id,
+                context.job.attempt,
+            )
+        elif error is None:
+            successes.append((context, result))
+        else:
+            failures.append((context, error))
+    return successes, failures
+
+
+def describe_failure(error: BaseException) -> tuple[str, bool]:
+    """The error text to keep, and whether the failure may be retried."""
+    return f"{type(error).__name__}: {error}", not isinstance(error, NonRetryable)
+
+
+def log_refused(jobs: Sequence[Job], statuses: Sequence[ItemStatus] | None) -> None:
+    """Log each completion Redis refused (its lease was lost meanwhile)."""
+    for job, item in zip(jobs, statuses or [], strict=False):
+        if item.status not in (Status.OK, Status.DUPLICATE):
+            logger.warning(
+                "job %s (attempt %d): completion refused: %s",
+                job.id,
+                job.attempt,
+                item.status.value,
+            )
+
+
+def log_lost(context: JobContext) -> None:
+    """Log a lease found lost: the job is being cancelled on this worker."""
+    logger.warning(
+        "job %s (attempt %d): lease lost; cancelled on worker %s",
+        context.job.id,
+        context.job.attempt,
+        context.worker_id,
+    )
+
+
+def idle_wait_s(claimed: Claimed, max_idle_s: float) -> float:
+    """How long an idle worker may block for the wake signal: never past the next delayed job
+    or lease deadline the empty claim named, nor past ``max_idle_s``."""
+    if claimed.next_ms is None:
+        return max_idle_s
+    return min(max_idle_s, max(0.0, (claimed.next_ms - claimed.now_ms) / 1000))
+
+
+def heartbeat_interval_s(contexts: Sequence[JobContext]) -> float:
+    """A third of the shortest lease held, between 20 ms and 10 s."""
+    return max(0.02, min(min(c.lease_ms for c in contexts) / 3000, 10.0))
+
+
+def past_time_limit(contexts: Sequence[JobContext], limit_ms: int | None) -> list[JobContext]:
+    """The runs that have been going for longer than ``limit_ms``."""
+    if limit_ms is None:
+        return []
+    now = time.monotonic()
+    return [c for c in contexts if (now - c.started) * 1000 >= limit_ms]
+
+
+def retry_delays() -> Iterator[float]:
+    """Pauses between repeats of a call after connection errors: 50 ms doubling to 2 s."""
+    delay = 0.05
+    while True:
+        yield delay
+        delay = min(delay * 2, 2.0)
+
+
+def blocking_connection_kwargs(kwargs: dict[str, Any], no_retry: Any) -> dict[str, Any]:
+    """Connection settings for the blocking pop: no retries (a blocking command is never
+    re-sent after a reconnect) and no socket timeout (BLPOP has its own)."""
+    return {**kwargs, "retry": no_retry, "socket_timeout": None}
