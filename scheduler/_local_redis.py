@@ -63,33 +63,38 @@ class LocalRedis:
         self.folder = Path(tempfile.mkdtemp(prefix="scheduler-redis-"))
         for _ in range(5):
             self.port = free_port()
-            self.process = subprocess.Popen(
-                [
-                    str(self.binary),
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--dir",
-                    str(self.folder),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--logfile",
-                    str(self.folder / "redis.log"),
-                    *self.extra_args,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if self._wait_ready():
+            if self._spawn():
                 return self
             self._kill()
         self._cleanup_folder()
         raise ConfigError(f"redis-server did not start; see its log in {self.folder}")
+
+    def _spawn(self) -> bool:
+        """Run redis-server on ``self.port`` in ``self.folder``; True once it answers PING."""
+        assert self.folder is not None
+        self.process = subprocess.Popen(
+            [
+                str(self.binary),
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.folder),
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+                "--logfile", str(self.folder / "redis.log"),
+                *self.extra_args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        return self._wait_ready()
+
+    def crash_and_restart(self) -> None:
+        """Kill the server with SIGKILL, then start it again on the same port and folder (with
+        ``--appendonly yes`` among ``extra_args`` it comes back with its data)."""
+        self._kill()
+        if not self._spawn():
+            raise ConfigError(f"redis-server did not restart; see its log in {self.folder}")
 
     def _wait_ready(self) -> bool:
         assert self.process is not None
