@@ -15,8 +15,9 @@ end
 local function wake_workers(wake_key, n)
   local tokens = {}
   for i = 1, math.min(n, WAKE_MAX) do tokens[i] = "1" end
-  redis.call("LPUSH", wake_key, unpack(tokens))
-  redis.call("LTRIM", wake_key, 0, WAKE_MAX - 1)
+  if redis.call("LPUSH", wake_key, unpack(tokens)) > WAKE_MAX then
+    redis.call("LTRIM", wake_key, 0, WAKE_MAX - 1)
+  end
 end
 
 -- Push the jobs in `ids` (already saved as waiting) in order; one INCRBY for the whole batch,
