@@ -118,6 +118,7 @@ class Worker:
         self._stopped = threading.Event()
         self._pause = threading.Event()  # never set: waiting on it is an interruptible sleep
         self._waiter = self._blocking_client(queue.client)
+        self._waiter_id: int | None = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -148,8 +149,12 @@ class Worker:
     def stop(self) -> None:
         """Stop claiming; running jobs get the grace period, then are handed back."""
         self._stopping.set()
-        with contextlib.suppress(redis.RedisError):  # wake the claimer if it waits for work
-            self.queue.client.lpush(self.queue.ops.keys.key("wake"), "stop")
+        # Wake the claimer if it is blocked waiting for work: CLIENT UNBLOCK ends its BLPOP at
+        # once (a token on the shared wake list could wake another worker instead).
+        waiter_id = self._waiter_id
+        if waiter_id is not None:
+            with contextlib.suppress(redis.RedisError):
+                self.queue.client.client_unblock(waiter_id)
 
     @property
     def running(self) -> int:
@@ -215,8 +220,12 @@ class Worker:
         if timeout <= 0.001:
             return
         try:
-            self._waiter.blpop([self.queue.ops.keys.key("wake")], timeout=max(timeout, 0.01))
+            if self._waiter_id is None:
+                self._waiter_id = int(self._waiter.client_id())
+            if not self._stopping.is_set():
+                self._waiter.blpop([self.queue.ops.keys.key("wake")], timeout=max(timeout, 0.01))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._waiter_id = None  # a new connection will have a new id
             logger.warning(
                 "worker %s: waiting for work failed (%s); claiming again", self.worker_id, exc
             )
@@ -228,7 +237,8 @@ class Worker:
         pool = client.connection_pool
         kwargs = blocking_connection_kwargs(pool.connection_kwargs, Retry(NoBackoff(), 0))
         return redis.Redis(
-            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs),
+            single_connection_client=True,  # one connection, whose CLIENT ID stop() unblocks
         )
 
     # -- the runners ---------------------------------------------------------------------------

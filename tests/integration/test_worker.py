@@ -170,3 +170,15 @@ def test_an_idle_worker_wakes_for_new_work(q: Queue) -> None:
         q.enqueue("wake up")
         assert done.wait(DEADLINE_S)
     assert time.monotonic() - began < 1.0, "woken by the signal, not by the 30 s idle timeout"
+
+
+def test_stop_wakes_an_idle_worker_at_once(q: Queue) -> None:
+    worker = Worker(q, lambda job, context: None, max_idle_s=30)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    threading.Event().wait(0.2)  # let it block on the wake list
+    began = time.monotonic()
+    worker.stop()
+    thread.join(DEADLINE_S)
+    assert not thread.is_alive()
+    assert time.monotonic() - began < 2.0, "stopped by closing its connection, not by timeout"
