@@ -1,4 +1,8 @@
-"""The command line: ``python -m scheduler demo`` (also installed as ``scheduler``)."""
+"""The command line: ``python -m scheduler COMMAND`` (also installed as ``scheduler``).
+
+Commands: demo, worker, enqueue, stats, inspect, dead, cancel, doctor; ``COMMAND --help``
+for each. Exit codes: 0 ok, 1 error, 2 wrong usage.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from collections.abc import Sequence
 
 import redis
 
+from . import cli
 from ._local_redis import LocalRedis
 from .demo import TASKS, bulk_run, format_seed_report, run_seed_scenario
 from .errors import SchedulerError
@@ -50,7 +55,9 @@ def demo(url: str | None, jobs: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run it; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="scheduler", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="scheduler", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser(
         "demo", help="run the demo on a throwaway local Redis (or --redis-url)"
@@ -61,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an existing Redis to use (default: $REDIS_URL, else a throwaway local one)",
     )
     demo_parser.add_argument("--jobs", type=int, default=2000, help="jobs in the bulk run")
+    cli.add_commands(commands)
     args = parser.parse_args(argv)
+    if args.command != "demo":
+        return cli.run(args)
     try:
         return demo(args.redis_url, args.jobs)
     except KeyboardInterrupt:

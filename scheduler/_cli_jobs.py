@@ -1,0 +1,219 @@
+"""The job commands: ``enqueue``, ``inspect``, ``cancel`` and ``dead list|requeue|purge``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ._cli_common import (
+    DEFAULT_QUEUE,
+    EXIT_ERROR,
+    EXIT_OK,
+    connect,
+    open_queue,
+    parse_json,
+    print_json,
+)
+from ._models import ItemStatus, JobInfo, JobOptions
+from ._status import State, Status
+from .client import Queue
+
+Subparsers = Any  # argparse's _SubParsersAction, private in typeshed
+DEFAULT_LIMIT = 100
+
+
+def add_job_commands(commands: Subparsers, common: argparse.ArgumentParser) -> None:
+    """Register enqueue, inspect, cancel and dead on ``commands``."""
+    _add_enqueue(commands, common)
+    inspect_parser = commands.add_parser(
+        "inspect", parents=[common], help="show everything known about one job"
+    )
+    inspect_parser.add_argument("job_id", metavar="JOB_ID")
+    inspect_parser.add_argument("--queue", required=True, help="the job's queue")
+    inspect_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect_parser.set_defaults(run=run_inspect)
+    cancel_parser = commands.add_parser(
+        "cancel", parents=[common], help="cancel a waiting or delayed job"
+    )
+    cancel_parser.add_argument("job_id", metavar="JOB_ID")
+    cancel_parser.add_argument("--queue", required=True, help="the job's queue")
+    cancel_parser.set_defaults(run=run_cancel)
+    _add_dead(commands, common)
+
+
+def _add_enqueue(commands: Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "enqueue",
+        parents=[common],
+        help="enqueue a task message {task, args, kwargs}",
+        description="Enqueue a job whose payload is {'task': TASK, 'args': [...], 'kwargs': {...}}"
+        "; prints the job id and whether it was created (an existing --id changes nothing).",
+    )
+    parser.add_argument("task", metavar="TASK", help="the task's registered name")
+    parser.add_argument("--args", default="[]", help="positional arguments, a JSON list")
+    parser.add_argument("--kwargs", default="{}", help="keyword arguments, a JSON object")
+    parser.add_argument("--queue", default=DEFAULT_QUEUE, help=f"default: {DEFAULT_QUEUE}")
+    parser.add_argument("--delay-ms", type=int, default=0, help="run no earlier than this")
+    parser.add_argument("--priority", type=int, default=0, help="-1000..1000, higher first")
+    parser.add_argument("--id", default=None, help="a job id (makes a repeat harmless)")
+    parser.add_argument("--max-attempts", type=int, default=None, help="leases allowed in all")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=run_enqueue)
+
+
+def _add_dead(commands: Subparsers, common: argparse.ArgumentParser) -> None:
+    dead = commands.add_parser("dead", help="list, requeue or purge the dead letters")
+    actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    list_parser = actions.add_parser(
+        "list", parents=[common], help="the dead jobs, oldest first, with their errors"
+    )
+    list_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    list_parser.set_defaults(run=run_dead_list)
+    _add_queue_and_limit(list_parser)
+    for name, run, text in (
+        ("requeue", run_dead_requeue, "move dead jobs back to waiting with fresh attempts"),
+        ("purge", run_dead_purge, "delete dead jobs for good"),
+    ):
+        parser = actions.add_parser(
+            name, parents=[common], help=text, description=f"{text}: the JOB_IDs, or the oldest"
+        )
+        parser.add_argument("job_ids", metavar="JOB_ID", nargs="*")
+        parser.set_defaults(run=run)
+        _add_queue_and_limit(parser)
+
+
+def _add_queue_and_limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queue", required=True, help="the queue")
+    parser.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, help=f"at most N jobs (default {DEFAULT_LIMIT})"
+    )
+
+
+def _options(args: argparse.Namespace) -> JobOptions:
+    options = JobOptions(priority=args.priority, delay_ms=args.delay_ms)
+    if args.max_attempts is not None:
+        options = dataclasses.replace(options, max_attempts=args.max_attempts)
+    return options
+
+
+def run_enqueue(args: argparse.Namespace) -> int:
+    """``enqueue``: one task message; prints the id and whether it was created."""
+    message = {
+        "task": args.task,
+        "args": parse_json(args.args, list, "--args"),
+        "kwargs": parse_json(args.kwargs, dict, "--kwargs"),
+    }
+    client = connect(args)
+    try:
+        enqueued = open_queue(args, client, args.queue).enqueue(
+            message, id=args.id, options=_options(args)
+        )
+    finally:
+        client.close()
+    if args.json:
+        print_json(enqueued)
+    else:
+        word = "created" if enqueued.created else "exists already"
+        print(f"{enqueued.id} {word} ({enqueued.state.value})")
+    return EXIT_OK
+
+
+def _when(ms: int, now_ms: int) -> str:
+    if ms <= 0:
+        return "-"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+    return f"{stamp} ({(ms - now_ms) / 1000:+.1f}s)"
+
+
+def format_job(info: JobInfo) -> str:
+    """A job's fields, one ``name: value`` a line; times also relative to the server's now."""
+    lines = []
+    for field in dataclasses.fields(info):
+        value = getattr(info, field.name)
+        if field.name.endswith("_ms") and field.name != "now_ms":
+            value = _when(value, info.now_ms)
+        elif field.name == "options":
+            value = ", ".join(
+                f"{f.name}={getattr(value, f.name)}" for f in dataclasses.fields(value)
+            )
+        elif isinstance(value, State | Status):
+            value = value.value
+        lines.append(f"{field.name:>12}: {value}")
+    return "\n".join(lines)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """``inspect``: every field of one job."""
+    client = connect(args)
+    try:
+        info = open_queue(args, client, args.queue).inspect(args.job_id)
+    finally:
+        client.close()
+    print_json(info) if args.json else print(format_job(info))
+    return EXIT_OK
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    """``cancel``: a waiting or delayed job."""
+    client = connect(args)
+    try:
+        changed = open_queue(args, client, args.queue).cancel(args.job_id)
+    finally:
+        client.close()
+    print(f"{args.job_id} {'cancelled' if changed else 'was cancelled already'}")
+    return EXIT_OK
+
+
+def dead_jobs(queue: Queue, limit: int) -> list[JobInfo]:
+    """The oldest ``limit`` dead jobs (by record expiry), inspected."""
+    ids: list[Any] = queue.client.zrange(queue.ops.keys.key("dead"), 0, max(limit, 1) - 1)
+    return [queue.inspect(raw.decode()) for raw in ids]
+
+
+def run_dead_list(args: argparse.Namespace) -> int:
+    """``dead list``: the dead jobs with their attempts and errors."""
+    client = connect(args)
+    try:
+        infos = dead_jobs(open_queue(args, client, args.queue), args.limit)
+    finally:
+        client.close()
+    if args.json:
+        print_json({"queue": args.queue, "dead": infos})
+        return EXIT_OK
+    print(f"{len(infos)} dead job(s) on {args.queue}")
+    for info in infos:
+        finished = _when(info.finished_ms, info.now_ms)
+        print(f"{info.id}  attempt {info.attempt}/{info.max_attempts}  {finished}  {info.error}")
+    return EXIT_OK
+
+
+def print_statuses(statuses: Sequence[ItemStatus], done: str) -> int:
+    """One line per item; exit 1 when any item was refused."""
+    for item in statuses:
+        print(f"{item.id} {done if item.status is Status.OK else item.status.value}")
+    print(f"{sum(1 for s in statuses if s.status is Status.OK)} job(s) {done}")
+    return EXIT_OK if all(s.status is Status.OK for s in statuses) else EXIT_ERROR
+
+
+def run_dead_requeue(args: argparse.Namespace) -> int:
+    """``dead requeue``: the given dead jobs, or the oldest ``--limit``, back to waiting."""
+    client = connect(args)
+    try:
+        statuses = open_queue(args, client, args.queue).requeue(args.job_ids, limit=args.limit)
+    finally:
+        client.close()
+    return print_statuses(statuses, "requeued")
+
+
+def run_dead_purge(args: argparse.Namespace) -> int:
+    """``dead purge``: delete the given dead jobs, or the oldest ``--limit``, for good."""
+    client = connect(args)
+    try:
+        queue = open_queue(args, client, args.queue)
+        statuses = queue.purge(State.DEAD, args.job_ids, limit=args.limit)
+    finally:
+        client.close()
+    return print_statuses(statuses, "purged")

@@ -1,0 +1,288 @@
+"""``worker MODULE:APP``: run the tasks of a :class:`~scheduler.tasks.TaskRegistry` on one or
+more queues until SIGTERM or SIGINT.
+
+Sync tasks run on the thread-pool :class:`~scheduler.worker.Worker` (one per queue, each on a
+thread of its own); when every task is a coroutine function, :class:`AsyncWorker` runs them on
+one event loop. The first signal stops claiming, lets running jobs finish within ``--grace-s``
+and hands back the rest; a second signal exits at once (exit code 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from ._cli_common import (
+    DEFAULT_QUEUE,
+    EXIT_ERROR,
+    EXIT_OK,
+    UsageError,
+    connect,
+    open_queue,
+    setup_logging,
+)
+from ._models import Job
+from ._server_checks import check_server
+from .aio import AsyncQueue
+from .aio_worker import AsyncWorker
+from .tasks import TaskRegistry, _current
+from .worker import JobContext, Worker
+
+Subparsers = Any  # argparse's _SubParsersAction, private in typeshed
+logger = logging.getLogger("scheduler.cli")
+WORKER_HELP = """\
+Run the tasks of MODULE:APP, a scheduler.tasks.TaskRegistry, on the --queue queues.
+
+Plain (sync) tasks run on the thread-pool Worker, one per queue, each on a thread of its own;
+when every task is a coroutine function, AsyncWorker runs them on one event loop (an app that
+mixes the two is refused). The first SIGTERM/SIGINT stops claiming, lets running jobs finish
+within --grace-s and hands back the rest (exit 0); a second signal exits at once (exit 1).
+Logs go to stderr.
+"""
+LEFTOVER_WAIT_S = 2.0
+"""After the workers stop, how long job threads that ignore their cancel flag may take before
+the process exits without them (their jobs were handed back already)."""
+
+
+def add_worker_command(commands: Subparsers, common: argparse.ArgumentParser) -> None:
+    """Register ``worker`` on ``commands``."""
+    parser = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="run the tasks of MODULE:APP (a TaskRegistry) until SIGTERM/SIGINT",
+        description=WORKER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("app", metavar="MODULE:APP", help="e.g. myproject.tasks:tasks")
+    parser.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        help=f"a queue to work on (repeatable: a worker per queue; default: {DEFAULT_QUEUE})",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="jobs at once per queue (default 4; 16 async)"
+    )
+    parser.add_argument(
+        "--lease-ms", type=int, default=None, help="lease per claim (default: the job's)"
+    )
+    parser.add_argument("--grace-s", type=float, default=30.0, help="on stop, time to finish")
+    parser.add_argument("--time-limit-ms", type=int, default=None, help="fail longer jobs")
+    parser.add_argument("--worker-id", default=None, help="the name the monitor shows")
+    parser.add_argument("--max-idle-s", type=float, default=5.0, help="longest idle wait")
+    parser.set_defaults(run=run_worker)
+
+
+def load_app(spec: str) -> TaskRegistry:
+    """The TaskRegistry ``APP`` (a dotted attribute path) of module ``MODULE``."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"{spec!r}: give the app as MODULE:APP, e.g. myproject.tasks:tasks")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does, for the console script too
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {module_name!r}: {exc}") from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise UsageError(f"module {module_name!r} has no {attribute!r}")
+        target = getattr(target, part)
+    if not isinstance(target, TaskRegistry):
+        raise UsageError(f"{spec} is a {type(target).__name__}, not a TaskRegistry")
+    return target
+
+
+def is_async_app(app: TaskRegistry) -> bool:
+    """True when every task is a coroutine function, False when none is; else a UsageError."""
+    if not app.tasks:
+        raise UsageError("the TaskRegistry has no tasks")
+    kinds = {inspect.iscoroutinefunction(task.fn) for task in app.tasks.values()}
+    if len(kinds) > 1:
+        raise UsageError("the app mixes coroutine and plain tasks; run them in two apps")
+    return kinds == {True}
+
+
+class Shutdown:
+    """The SIGTERM/SIGINT handler: the first signal stops the workers (grace, hand-back), a
+    second one exits at once."""
+
+    def __init__(self, stop: Callable[[], None], grace_s: float) -> None:
+        self.stop = stop
+        self.grace_s = grace_s
+        self.count = 0
+
+    def __call__(self, signum: int, frame: Any = None) -> None:
+        self.count += 1
+        name = signal.Signals(signum).name
+        if self.count == 1:
+            logger.warning(
+                "%s: stopping; running jobs get %.1fs, then are handed back (again: exit now)",
+                name,
+                self.grace_s,
+            )
+            self.stop()
+            return
+        logger.error("%s again: exiting at once; unfinished leases expire on their own", name)
+        exit_now(EXIT_ERROR)
+
+
+def exit_now(code: int) -> None:
+    """Flush the output and logs, then end the process without waiting for any thread."""
+    sys.stdout.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
+def worker_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of Worker and AsyncWorker from the command line."""
+    options: dict[str, Any] = {
+        "worker_id": args.worker_id,
+        "lease_ms": args.lease_ms,
+        "time_limit_ms": args.time_limit_ms,
+        "grace_s": args.grace_s,
+        "max_idle_s": args.max_idle_s,
+    }
+    if args.concurrency is not None:
+        options["concurrency"] = args.concurrency
+    return options
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """``worker``: run until a signal; exit 0 after a clean stop, 1 if a worker failed."""
+    setup_logging(logging.INFO)
+    app = load_app(args.app)
+    queues = args.queue or [DEFAULT_QUEUE]
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if is_async_app(app):
+        code = run_async_workers(args, app, queues)
+    else:
+        code = run_thread_workers(args, app, queues)
+    leave_stuck_threads(code)
+    return code
+
+
+def run_thread_workers(args: argparse.Namespace, app: TaskRegistry, queues: list[str]) -> int:
+    """One thread-pool Worker per queue, each run on a thread; the main thread waits for
+    signals."""
+    client = connect(args)
+    workers = [
+        Worker(open_queue(args, client, name), app.handler, **worker_options(args))
+        for name in queues
+    ]
+    failures: list[BaseException] = []
+
+    def stop_all() -> None:
+        for worker in workers:
+            worker.stop()
+
+    def run(worker: Worker) -> None:
+        try:
+            worker.run()
+        except BaseException as exc:
+            logger.exception("worker %s failed", worker.worker_id)
+            failures.append(exc)
+            stop_all()
+
+    install_signal_handlers(Shutdown(stop_all, args.grace_s))
+    threads = [
+        threading.Thread(target=run, args=(w,), name=f"worker-{w.queue.name}") for w in workers
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(0.2)
+    client.close()
+    return EXIT_ERROR if failures else EXIT_OK
+
+
+def install_signal_handlers(handler: Shutdown) -> None:
+    """SIGTERM and SIGINT to ``handler`` (in the main thread)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def leave_stuck_threads(code: int) -> None:
+    """Job threads still running after the stop (their handler ignores the cancel flag) would
+    keep the process alive; their jobs were handed back, so exit without them."""
+    deadline = time.monotonic() + LEFTOVER_WAIT_S
+    while time.monotonic() < deadline:
+        stuck = [
+            t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+        ]
+        if not stuck:
+            return
+        stuck[0].join(0.1)
+    logger.warning("%d job thread(s) ignore their cancel flag; exiting without them", len(stuck))
+    exit_now(code)
+
+
+def async_handler(app: TaskRegistry) -> Callable[[Job, JobContext], Any]:
+    """The app's handler for AsyncWorker: runs the task's coroutine with current_job() set."""
+
+    async def handle(job: Job, context: JobContext) -> Any:
+        token = _current.set(context)
+        try:
+            return await app.handler(job, context)
+        finally:
+            _current.reset(token)
+
+    return handle
+
+
+def run_async_workers(args: argparse.Namespace, app: TaskRegistry, queues: list[str]) -> int:
+    """One AsyncWorker per queue on one event loop."""
+    with contextlib.suppress(redis.RedisError):
+        sync_client = connect(args)
+        check_server(sync_client)  # logs what to fix: eviction, persistence, version
+        sync_client.close()
+    return asyncio.run(_serve_async(args, app, queues))
+
+
+async def _serve_async(args: argparse.Namespace, app: TaskRegistry, queues: list[str]) -> int:
+    client = redis.asyncio.Redis.from_url(args.redis_url, socket_connect_timeout=5)
+    handler = async_handler(app)
+    workers = [
+        AsyncWorker(AsyncQueue(client, name, prefix=args.prefix), handler, **worker_options(args))
+        for name in queues
+    ]
+
+    def stop_all() -> None:
+        for worker in workers:
+            worker.stop()
+
+    shutdown = Shutdown(stop_all, args.grace_s)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, shutdown, signum)
+
+    async def run(worker: AsyncWorker) -> bool:
+        try:
+            await worker.run()
+        except Exception:
+            logger.exception("worker %s failed", worker.worker_id)
+            stop_all()
+            return False
+        return True
+
+    try:
+        results = await asyncio.gather(*(run(w) for w in workers))
+    finally:
+        await client.aclose()
+    return EXIT_OK if all(results) else EXIT_ERROR

@@ -1,0 +1,419 @@
+"""The command line (``python -m scheduler ...``) as a user runs it: every command in a
+subprocess against the test Redis, its output and exit code checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from scheduler import JobNotFound, JobOptions, Queue, State
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUE = "cli"
+TASKS_SOURCE = '''
+import threading
+from scheduler.tasks import TaskRegistry, current_job
+
+app = TaskRegistry()
+
+
+@app.task(name="add")
+def add(a, b):
+    return a + b
+
+
+@app.task(name="patient")
+def patient(seconds):
+    """Waits for its cancel flag, at most ``seconds``."""
+    current_job().cancelled.wait(seconds)
+    return "done"
+
+
+@app.task(name="stubborn")
+def stubborn(seconds):
+    """Ignores its cancel flag for ``seconds``."""
+    threading.Event().wait(seconds)
+    return "done"
+'''
+ASYNC_TASKS_SOURCE = """
+import asyncio
+from scheduler.tasks import TaskRegistry, current_job
+
+app = TaskRegistry()
+
+
+@app.task(name="add")
+async def add(a, b):
+    await asyncio.sleep(0)
+    return [a + b, current_job().job.id]
+"""
+MIXED_TASKS_SOURCE = """
+from scheduler.tasks import TaskRegistry
+
+app = TaskRegistry()
+app.task(name="plain")(lambda: 1)
+
+
+@app.task(name="coroutine")
+async def coroutine():
+    return 2
+"""
+COMMANDS = (
+    [],
+    ["worker"],
+    ["enqueue"],
+    ["stats"],
+    ["inspect"],
+    ["dead"],
+    ["dead", "list"],
+    ["dead", "requeue"],
+    ["dead", "purge"],
+    ["cancel"],
+    ["doctor"],
+    ["demo"],
+)
+
+
+def cli_env(redis_url: str, python_path: Path | None = None) -> dict[str, str]:
+    """The environment of a CLI subprocess: the test Redis, and ``python_path`` importable."""
+    env = dict(os.environ, REDIS_URL=redis_url)
+    if python_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(python_path), str(ROOT)])
+    return env
+
+
+def cli(redis_url: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m scheduler *args`` to the end, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler", *args],
+        cwd=ROOT,
+        env=cli_env(redis_url),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cli_json(redis_url: str, *args: str) -> Any:
+    """Run a command with ``--json`` that must succeed; its output parsed."""
+    result = cli(redis_url, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def state_of(queue: Queue, job_id: str) -> State | None:
+    """The job's state, or None when there is no such job."""
+    try:
+        return queue.inspect(job_id).state
+    except JobNotFound:
+        return None
+
+
+class Background:
+    """A CLI subprocess left running, its stdout and stderr in files."""
+
+    def __init__(self, redis_url: str, folder: Path, *args: str) -> None:
+        self.out_path, self.err_path = folder / "out.txt", folder / "err.txt"
+        with self.out_path.open("w") as out, self.err_path.open("w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "scheduler", *args],
+                cwd=folder,
+                env=cli_env(redis_url, folder),
+                stdout=out,
+                stderr=err,
+                text=True,
+            )
+
+    @property
+    def out(self) -> str:
+        """What the process printed so far."""
+        return self.out_path.read_text()
+
+    @property
+    def err(self) -> str:
+        """What the process logged so far."""
+        return self.err_path.read_text()
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process."""
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; fails if the process runs longer than ``timeout`` seconds."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running after {timeout}s; stderr:\n{self.err}")
+
+    def kill(self) -> None:
+        """Kill the process if it still runs."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+@pytest.fixture
+def queue(make_queue: Callable[..., Queue]) -> Queue:
+    """The queue the commands work on, on a clean database."""
+    return make_queue(QUEUE)
+
+
+@pytest.fixture
+def background(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Background]]:
+    """Start a CLI subprocess in ``tmp_path`` (which holds the task modules); killed at the
+    end if still running."""
+    (tmp_path / "cli_tasks.py").write_text(TASKS_SOURCE)
+    (tmp_path / "cli_async_tasks.py").write_text(ASYNC_TASKS_SOURCE)
+    (tmp_path / "cli_mixed_tasks.py").write_text(MIXED_TASKS_SOURCE)
+    started: list[Background] = []
+
+    def start(*args: str) -> Background:
+        started.append(Background(redis_url, tmp_path, *args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def start_worker(background: Callable[..., Background], app: str, *args: str) -> Background:
+    """A worker on the ``cli`` queue (short idle waits, so a stop is quick)."""
+    return background("worker", app, "--queue", QUEUE, "--max-idle-s", "0.5", *args)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_help_of_every_command_exits_0(redis_url: str, command: list[str]) -> None:
+    result = cli(redis_url, *command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: scheduler" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["enqueue", "add", "--args", "{"],
+        ["enqueue", "add", "--kwargs", "[]"],
+        ["nope"],
+        ["stats", "--bad"],
+        ["worker", "no_such_module:app"],
+        ["inspect", "j1"],
+    ],
+)
+def test_wrong_usage_exits_2(redis_url: str, args: list[str]) -> None:
+    result = cli(redis_url, *args)
+    assert result.returncode == 2, result.stderr
+    assert "error" in result.stderr
+
+
+def test_an_unreachable_redis_exits_1(redis_url: str) -> None:
+    result = cli(redis_url, "stats", "--redis-url", "redis://127.0.0.1:1/0")
+    assert result.returncode == 1
+    assert "cannot reach Redis" in result.stderr
+
+
+def test_enqueue_then_stats_shows_it_waiting(redis_url: str, queue: Queue) -> None:
+    args = ["enqueue", "add", "--args", "[1, 2]", "--queue", QUEUE, "--id", "j1"]
+    first, again = cli(redis_url, *args), cli(redis_url, *args)
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    assert first.stdout.strip() == "j1 created (waiting)"
+    assert again.stdout.strip() == "j1 exists already (waiting)"
+    report = cli_json(redis_url, "stats", "--queue", QUEUE)["queues"][QUEUE]
+    assert report["counts"] == {s.value: int(s is State.WAITING) for s in State}
+    assert report["throughput_per_s"] is None
+    assert report["oldest_waiting_age_s"] >= 0
+    assert cli_json(redis_url, "stats")["queues"].keys() == {QUEUE}  # found by SCAN
+    text = cli(redis_url, "stats").stdout
+    assert "queue cli" in text and "waiting 1" in text and "throughput: n/a" in text
+
+
+def test_enqueue_options_reach_the_job(redis_url: str, queue: Queue) -> None:
+    enqueued = cli_json(
+        redis_url,
+        "enqueue",
+        "add",
+        "--kwargs",
+        '{"a": 1, "b": 2}',
+        "--queue",
+        QUEUE,
+        "--delay-ms",
+        "60000",
+        "--priority",
+        "5",
+        "--max-attempts",
+        "7",
+    )
+    assert enqueued["created"] is True and enqueued["state"] == "delayed"
+    info = queue.inspect(enqueued["id"])
+    assert info.payload == {"task": "add", "args": [], "kwargs": {"a": 1, "b": 2}}
+    assert (info.priority, info.max_attempts) == (5, 7)
+
+
+def test_inspect_shows_the_job_fields(redis_url: str, queue: Queue) -> None:
+    queue.enqueue({"task": "add", "args": [1, 2], "kwargs": {}}, id="j1")
+    info = cli_json(redis_url, "inspect", "j1", "--queue", QUEUE)
+    assert info["id"] == "j1" and info["state"] == "waiting" and info["attempt"] == 0
+    assert info["payload"] == {"task": "add", "args": [1, 2], "kwargs": {}}
+    assert info["options"]["max_attempts"] == 3
+    text = cli(redis_url, "inspect", "j1", "--queue", QUEUE).stdout
+    assert "state: waiting" in text and "payload: {'task': 'add'" in text
+    missing = cli(redis_url, "inspect", "nope", "--queue", QUEUE)
+    assert missing.returncode == 1 and "JobNotFound" in missing.stderr
+
+
+def test_a_worker_completes_jobs_and_stops_on_sigterm(
+    queue: Queue, background: Callable[..., Background]
+) -> None:
+    ids = [queue.enqueue({"task": "add", "args": [n, n], "kwargs": {}}).id for n in range(5)]
+    worker = start_worker(background, "cli_tasks:app", "--grace-s", "5")
+    wait_for(lambda: all(state_of(queue, i) is State.COMPLETED for i in ids), what="completion")
+    assert [queue.inspect(i).result for i in ids] == [0, 2, 4, 6, 8]
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=5) == 0
+    assert "SIGTERM: stopping" in worker.err and " INFO scheduler.worker: worker " in worker.err
+
+
+def test_sigterm_hands_a_long_job_back_after_the_grace(
+    queue: Queue, background: Callable[..., Background]
+) -> None:
+    queue.enqueue({"task": "stubborn", "args": [60], "kwargs": {}}, id="long")
+    worker = start_worker(background, "cli_tasks:app", "--grace-s", "0.3")
+    wait_for(lambda: state_of(queue, "long") is State.ACTIVE, what="the job to start")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=8) == 0  # the grace, then the cancel-ignoring thread is left
+    info = queue.inspect("long")
+    assert (info.state, info.outcome.value, info.attempt) == (State.WAITING, "returned", 0)
+    assert "handed back 1 unfinished job(s)" in worker.err
+
+
+def test_a_second_signal_exits_at_once(queue: Queue, background: Callable[..., Background]) -> None:
+    queue.enqueue({"task": "patient", "args": [60], "kwargs": {}}, id="long")
+    worker = start_worker(background, "cli_tasks:app", "--grace-s", "60")
+    wait_for(lambda: state_of(queue, "long") is State.ACTIVE, what="the job to start")
+    worker.signal(signal.SIGTERM)
+    wait_for(lambda: "SIGTERM: stopping" in worker.err, what="the first signal to be logged")
+    worker.signal(signal.SIGINT)
+    assert worker.wait(timeout=5) == 1
+    assert "SIGINT again: exiting at once" in worker.err
+    assert state_of(queue, "long") is State.ACTIVE  # its lease expires on its own
+
+
+def test_an_app_of_coroutines_runs_on_the_async_worker(
+    queue: Queue, background: Callable[..., Background]
+) -> None:
+    queue.enqueue({"task": "add", "args": [2, 3], "kwargs": {}}, id="a1")
+    worker = start_worker(background, "cli_async_tasks:app")
+    wait_for(lambda: state_of(queue, "a1") is State.COMPLETED, what="completion")
+    assert queue.inspect("a1").result == [5, "a1"]  # current_job() works in a coroutine task
+    worker.signal(signal.SIGINT)
+    assert worker.wait(timeout=5) == 0
+
+
+def test_one_worker_process_serves_several_queues(
+    make_queue: Callable[..., Queue], background: Callable[..., Background]
+) -> None:
+    queues = [make_queue(QUEUE), make_queue("cli2")]
+    for q in queues:
+        q.enqueue({"task": "add", "args": [1, 1], "kwargs": {}}, id="m1")
+    worker = start_worker(background, "cli_tasks:app", "--queue", "cli2")
+    wait_for(lambda: all(state_of(q, "m1") is State.COMPLETED for q in queues), what="completion")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=5) == 0
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ("cli_mixed_tasks:app", "mixes coroutine and plain tasks"),
+        ("cli_tasks:add", "not a TaskRegistry"),
+        ("cli_tasks:nothing", "has no 'nothing'"),
+    ],
+)
+def test_a_worker_refuses_an_app_it_cannot_run(
+    background: Callable[..., Background], app: str, message: str
+) -> None:
+    worker = start_worker(background, app)
+    assert worker.wait(timeout=10) == 2
+    assert message in worker.err
+
+
+def make_dead(queue: Queue, *ids: str) -> None:
+    """Put jobs ``ids`` in the dead letters, each with the error ``boom <id>``."""
+    for job_id in ids:
+        queue.enqueue("work", id=job_id, options=JobOptions(max_attempts=1))
+        job = queue.claim("test-worker").jobs[0]
+        queue.fail(job, f"boom {job.id}", retryable=False)
+
+
+def test_dead_list_requeue_and_purge(redis_url: str, queue: Queue) -> None:
+    make_dead(queue, "d1", "d2", "d3")
+    listed = cli_json(redis_url, "dead", "list", "--queue", QUEUE)["dead"]
+    assert [(job["id"], job["error"]) for job in listed] == [
+        ("d1", "boom d1"),
+        ("d2", "boom d2"),
+        ("d3", "boom d3"),
+    ]
+    assert len(cli_json(redis_url, "dead", "list", "--queue", QUEUE, "--limit", "2")["dead"]) == 2
+    assert "d2  attempt 1/1" in cli(redis_url, "dead", "list", "--queue", QUEUE).stdout
+    requeued = cli(redis_url, "dead", "requeue", "--queue", QUEUE, "d2")
+    assert requeued.returncode == 0 and "d2 requeued" in requeued.stdout
+    assert state_of(queue, "d2") is State.WAITING
+    purged = cli(redis_url, "dead", "purge", "--queue", QUEUE, "--limit", "1")
+    assert purged.returncode == 0 and "d1 purged" in purged.stdout
+    assert state_of(queue, "d1") is None and state_of(queue, "d3") is State.DEAD
+    refused = cli(redis_url, "dead", "requeue", "--queue", QUEUE, "d2")  # waiting, not dead
+    assert refused.returncode == 1 and "d2 bad_state" in refused.stdout
+
+
+def test_cancel(redis_url: str, queue: Queue) -> None:
+    queue.enqueue("work", id="c1")
+    first = cli(redis_url, "cancel", "c1", "--queue", QUEUE)
+    assert first.returncode == 0 and first.stdout.strip() == "c1 cancelled"
+    assert state_of(queue, "c1") is State.CANCELLED
+    again = cli(redis_url, "cancel", "c1", "--queue", QUEUE)
+    assert again.returncode == 0 and "was cancelled already" in again.stdout
+    queue.enqueue("work", id="c2")
+    queue.claim("test-worker")
+    active = cli(redis_url, "cancel", "c2", "--queue", QUEUE)
+    assert active.returncode == 1 and "InvalidState" in active.stderr
+
+
+def test_doctor_reports_persistence_off(redis_url: str, r: redis.Redis) -> None:
+    result = cli(redis_url, "doctor")
+    assert result.returncode == 1, result.stderr
+    out = result.stdout
+    assert "server:           Redis " in out and "maxmemory-policy: noeviction" in out
+    assert "persistence:      off" in out and "scripts load:     yes" in out
+    assert "median of 20 PINGs" in out
+    assert "WARNING: persistence is off" in out and "problem(s) to fix" in out
+
+
+def test_stats_watch_redraws_until_ctrl_c(
+    queue: Queue, background: Callable[..., Background]
+) -> None:
+    queue.enqueue("work", id="w1")
+    watcher = background("stats", "--queue", QUEUE, "--watch", "--interval", "0.1")
+    wait_for(lambda: "jobs/s" in watcher.out, what="a second frame with throughput")
+    watcher.signal(signal.SIGINT)
+    assert watcher.wait(timeout=5) == 0
+    frames = watcher.out.split("\x1b[H\x1b[2J")
+    assert len(frames) >= 3 and "throughput: n/a" in frames[1]
+    assert any("throughput: 0.0 jobs/s" in frame for frame in frames[2:])
