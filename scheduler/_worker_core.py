@@ -39,6 +39,8 @@ class JobContext:
     lease_ms: int
     cancelled: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.monotonic)
+    finished: bool = False
+    """True once the handler returned or raised (its acknowledgement may still be on its way)."""
 
 
 Finished = tuple[JobContext, Any, BaseException | None]
@@ -136,7 +138,7 @@ def past_time_limit(contexts: Sequence[JobContext], limit_ms: int | None) -> lis
     if limit_ms is None:
         return []
     now = time.monotonic()
-    return [c for c in contexts if (now - c.started) * 1000 >= limit_ms]
+    return [c for c in contexts if not c.finished and (now - c.started) * 1000 >= limit_ms]
 
 
 def retry_delays() -> Iterator[float]:

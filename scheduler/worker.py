@@ -250,7 +250,9 @@ class Worker:
             result = self.handler(context.job, context)
         except BaseException as exc:  # the job's failure, reported through fail()
             error = exc
+        context.finished = True
         self._finished.put((context, result, error))
+        self._slots.release()  # the slot is free now; the lease is kept until the ack
 
     # -- the acker -----------------------------------------------------------------------------
 
@@ -301,7 +303,6 @@ class Worker:
     def _finish(self, context: JobContext) -> None:
         with self._lock:
             self._running.pop(context.job.token, None)
-        self._slots.release()
 
     # -- the heartbeat -------------------------------------------------------------------------
 
@@ -348,7 +349,7 @@ class Worker:
         while self.running and time.monotonic() < deadline:
             self._pause.wait(0.02)
         with self._lock:
-            left = [c for c in self._running.values() if not c.cancelled.is_set()]
+            left = [c for c in self._running.values() if not (c.cancelled.is_set() or c.finished)]
         if not left:
             return
         for context in left:

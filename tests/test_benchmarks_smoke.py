@@ -61,3 +61,12 @@ def test_report_records_environment_and_settings(report: dict[str, Any]) -> None
         "payload_bytes": 100,
         "redis": "given by --redis-url",
     }
+
+
+def test_the_drain_benchmark_runs_both_runtimes(redis_url: str) -> None:
+    from benchmarks import drain
+
+    report = drain.main(["--jobs", "100", "--runs", "1", "--redis-url", redis_url])
+    assert len(report["figures"]) == 2
+    for figure in report["figures"].values():
+        assert is_positive_number(figure["median_jobs_per_s"])
