@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._models import Claimed, ItemStatus, Job
+from ._models import Claimed, Failed, ItemStatus, Job
 from ._status import Status
 
 logger = logging.getLogger("scheduler.worker")
@@ -81,11 +81,7 @@ def sort_finished(
     successes, failures = [], []
     for context, result, error in batch:
         if context.cancelled.is_set():
-            logger.info(
-                "job %s (attempt %d): result discarded, the lease is not ours",
-                context.job.id,
-                context.job.attempt,
-            )
+            log_job(logging.INFO, context.job, context.worker_id, "result discarded: not our lease")
         elif error is None:
             successes.append((context, result))
         else:
@@ -98,26 +94,44 @@ def describe_failure(error: BaseException) -> tuple[str, bool]:
     return f"{type(error).__name__}: {error}", not isinstance(error, NonRetryable)
 
 
-def log_refused(jobs: Sequence[Job], statuses: Sequence[ItemStatus] | None) -> None:
+def log_job(level: int, job: Job, worker_id: str, message: str, *args: object) -> None:
+    """One log record about a job. Its id, queue, attempt and worker are in the text and, for
+    structured handlers, in the record's attributes ``job_id``, ``queue``, ``attempt``,
+    ``worker``."""
+    extra = {"job_id": job.id, "queue": job.queue, "attempt": job.attempt, "worker": worker_id}
+    logger.log(
+        level,
+        "job %s on queue %s (attempt %d, worker %s): " + message,
+        job.id, job.queue, job.attempt, worker_id, *args,
+        extra=extra,
+    )  # fmt: skip
+
+
+def log_refused(jobs: Sequence[Job], statuses: Sequence[ItemStatus] | None, worker: str) -> None:
     """Log each completion Redis refused (its lease was lost meanwhile)."""
     for job, item in zip(jobs, statuses or [], strict=False):
         if item.status not in (Status.OK, Status.DUPLICATE):
-            logger.warning(
-                "job %s (attempt %d): completion refused: %s",
-                job.id,
-                job.attempt,
-                item.status.value,
-            )
+            log_job(logging.WARNING, job, worker, "completion refused: %s", item.status.value)
 
 
 def log_lost(context: JobContext) -> None:
     """Log a lease found lost: the job is being cancelled on this worker."""
-    logger.warning(
-        "job %s (attempt %d): lease lost; cancelled on worker %s",
-        context.job.id,
-        context.job.attempt,
-        context.worker_id,
-    )
+    log_job(logging.WARNING, context.job, context.worker_id, "lease lost; job cancelled")
+
+
+def log_failed(context: JobContext, failed: Failed | None, text: str, lease_lost: bool) -> None:
+    """Log the outcome of failing a job's attempt."""
+    if lease_lost:
+        log_job(logging.WARNING, context.job, context.worker_id, "failure not recorded, lease lost")
+    elif failed is not None:
+        log_job(
+            logging.INFO,
+            context.job,
+            context.worker_id,
+            "failed (%s): %s",
+            failed.outcome.value,
+            text,
+        )
 
 
 def idle_wait_s(claimed: Claimed, max_idle_s: float) -> float:

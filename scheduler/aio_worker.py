@@ -29,6 +29,7 @@ from ._worker_core import (
     describe_failure,
     heartbeat_interval_s,
     idle_wait_s,
+    log_failed,
     log_lost,
     log_refused,
     logger,
@@ -211,7 +212,7 @@ class AsyncWorker:
         if successes:
             pairs = [(context.job, result) for context, result in successes]
             statuses = await self._retrying(lambda: self.queue.complete_many(pairs), "complete")
-            log_refused([job for job, _ in pairs], statuses)
+            log_refused([job for job, _ in pairs], statuses, self.worker_id)
         for context, _, _ in batch:
             self._running.pop(context.job.token, None)
         self._free.set()
@@ -224,18 +225,9 @@ class AsyncWorker:
                 lambda: self.queue.fail(job, text, retryable=retryable), "fail"
             )
         except LeaseLost:
-            logger.warning(
-                "job %s (attempt %d): failure not recorded, lease lost", job.id, job.attempt
-            )
+            log_failed(context, None, text, lease_lost=True)
             return
-        if failed is not None:
-            logger.info(
-                "job %s (attempt %d) failed (%s): %s",
-                job.id,
-                job.attempt,
-                failed.outcome.value,
-                text,
-            )
+        log_failed(context, failed, text, lease_lost=False)
 
     # -- the heartbeat -------------------------------------------------------------------------
 

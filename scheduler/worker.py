@@ -54,6 +54,7 @@ from ._worker_core import (
     describe_failure,
     heartbeat_interval_s,
     idle_wait_s,
+    log_failed,
     log_lost,
     log_refused,
     logger,
@@ -277,7 +278,7 @@ class Worker:
         if successes:
             pairs = [(context.job, result) for context, result in successes]
             statuses = self._retrying(lambda: self.queue.complete_many(pairs), "complete")
-            log_refused([job for job, _ in pairs], statuses)
+            log_refused([job for job, _ in pairs], statuses, self.worker_id)
         for context, _, _ in batch:
             self._finish(context)
 
@@ -287,18 +288,9 @@ class Worker:
         try:
             failed = self._retrying(lambda: self.queue.fail(job, text, retryable=retryable), "fail")
         except LeaseLost:
-            logger.warning(
-                "job %s (attempt %d): failure not recorded, lease lost", job.id, job.attempt
-            )
+            log_failed(context, None, text, lease_lost=True)
             return
-        if failed is not None:
-            logger.info(
-                "job %s (attempt %d) failed (%s): %s",
-                job.id,
-                job.attempt,
-                failed.outcome.value,
-                text,
-            )
+        log_failed(context, failed, text, lease_lost=False)
 
     def _finish(self, context: JobContext) -> None:
         with self._lock:

@@ -3,12 +3,14 @@ limits, graceful hand-back and waking on new work. Every wait is a poll with a d
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import redis
 
 from scheduler import Job, JobOptions, JobSpec, Queue, State
@@ -182,3 +184,23 @@ def test_stop_wakes_an_idle_worker_at_once(q: Queue) -> None:
     thread.join(DEADLINE_S)
     assert not thread.is_alive()
     assert time.monotonic() - began < 2.0, "stopped by closing its connection, not by timeout"
+
+
+def test_records_about_a_job_name_its_id_queue_attempt_and_worker(
+    q: Queue, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = q.enqueue("boom", options=JobOptions(max_attempts=1)).id
+
+    def handler(job: Job, context: JobContext) -> None:
+        raise RuntimeError("boom")
+
+    with (
+        caplog.at_level(logging.INFO, logger="scheduler.worker"),
+        running(Worker(q, handler, worker_id="w-log")),
+    ):
+        eventually(lambda: q.inspect(job_id).state is State.DEAD, "the job died")
+    records = [r for r in caplog.records if getattr(r, "job_id", None) == job_id]
+    assert records, "a record about the job"
+    record = records[0]
+    assert (record.queue, record.attempt, record.worker) == ("test", 1, "w-log")  # type: ignore[attr-defined]
+    assert job_id in record.getMessage() and "w-log" in record.getMessage()
