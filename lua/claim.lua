@@ -116,7 +116,7 @@ for i = 1, #popped, 2 do
     if lease == 0 then lease = job.lease_ms end
     job.state = STATE.active
     job.attempt = job.attempt + 1
-    job.token = new_token(job.attempt)
+    job.token = new_token(job.attempt, claim_id, i, now)
     job.outcome = OUTCOME.running
     job.deadline_ms = now + lease
     job.worker = worker_id

@@ -1,10 +1,14 @@
--- Leases. A token is "<attempt>-<16 hex digits>": the attempt number plus a random nonce, so a
--- Redis that was rolled back (a restore, a failover to a lagging replica) never hands out a
--- token twice. A lease is current while the job is active, the token matches exactly and
--- now < deadline_ms: a lease whose deadline has passed is lost even before any reaper runs.
-local function new_token(attempt)
-  return string.format("%d-%04x%04x%04x%04x", attempt, math.random(0, 65535),
-    math.random(0, 65535), math.random(0, 65535), math.random(0, 65535))
+-- Leases. A token is "<attempt>-<16 hex digits>": the attempt number plus a nonce, so a Redis
+-- that was rolled back (a restore, a failover to a lagging replica) never hands out a token
+-- twice. The nonce cannot come from math.random alone: Redis seeds Lua's generator the same way
+-- at every start, so a restored server would draw the same numbers again. It is the SHA-1 of
+-- the claim's client-made random id, the job's place in that claim and the claim's time, with
+-- math.random mixed in. A lease is current while the job is active, the
+-- token matches exactly and now < deadline_ms: a lease whose deadline has passed is lost even
+-- before any reaper runs.
+local function new_token(attempt, claim_id, index, now)
+  local salt = claim_id .. ":" .. index .. ":" .. string.format("%d", now) .. ":" .. math.random()
+  return attempt .. "-" .. string.sub(redis.sha1hex(salt), 1, 16)
 end
 
 local function lease_current(job, token, now)

@@ -3,6 +3,10 @@
 Each test replays the steps on :class:`QueueMachine` (the real queue and the reference model
 side by side, with the invariants checked after every step), then states the failure as a
 plain assertion on the queue, so that the bug reads without the model.
+
+One more test guards the machine's token check across a server restart, which no single
+server's run can show: making the machine's replays deterministic (seeding the scripts' PRNG)
+showed that Redis starts that PRNG from the same seed at every start.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+import redis
 
-from scheduler import JobOptions, QueueStats, State
+from scheduler import JobOptions, Queue, QueueStats, State, Status
+from scheduler._local_redis import LocalRedis
 
 from .test_state_machine import Observed, QueueMachine
 
@@ -81,3 +87,33 @@ def test_stats_oldest_waiting_sees_past_a_handed_back_job(machine: QueueMachine)
     stats, oldest = longest_waiting_ready_ms(machine)
     assert stats.counts[State.WAITING] == 2
     assert stats.oldest_waiting_ms == oldest
+
+
+def test_a_rolled_back_server_never_hands_out_a_token_twice() -> None:
+    """lua/lib/lease.lua promises that a Redis rolled back (a restore, a failover to a lagging
+    replica) never hands out a token twice: the nonce is random. But it comes from Lua's
+    math.random, which Redis seeds identically at every start, so a server restored from a
+    snapshot draws the same nonces again: the job's first lease after the restore gets the
+    very token of its first lease before, and the worker still holding that old lease can
+    complete the new one (fencing is lost).
+
+    Steps: enqueue j, SAVE (the snapshot), claim j (token T), crash and restart (j is waiting
+    again, from the snapshot), claim j again: its token must not be T.
+    """
+    with LocalRedis() as server:
+        before = redis.Redis.from_url(server.url)
+        queue = Queue(before, "rollback")
+        queue.enqueue("work", id="j", options=ONE_SECOND_LEASE)
+        before.save()
+        old = queue.claim("worker-a").jobs[0]
+        before.close()
+        server.crash_and_restart()
+        after = redis.Redis.from_url(server.url)
+        queue = Queue(after, "rollback")
+        assert queue.inspect("j").state is State.WAITING, "the restart did not roll back"
+        new = queue.claim("worker-b").jobs[0]
+        assert new.attempt == old.attempt == 1
+        assert new.token != old.token, f"token {new.token} handed out twice"
+        late = queue.complete_many([((old.id, old.token), "from the old lease")])
+        assert late[0].status is Status.LEASE_LOST
+        after.close()
