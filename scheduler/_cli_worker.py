@@ -5,6 +5,12 @@ Sync tasks run on the thread-pool :class:`~scheduler.worker.Worker` (one per que
 thread of its own); when every task is a coroutine function, :class:`AsyncWorker` runs them on
 one event loop. The first signal stops claiming, lets running jobs finish within ``--grace-s``
 and hands back the rest; a second signal exits at once (exit code 1).
+
+With ``--processes N`` (N > 1) the process runs no worker itself: a
+:class:`~scheduler.supervisor.Supervisor` runs the same single-process worker in N child
+processes and restarts one that dies; the first signal is forwarded to the children as SIGTERM
+(their graceful stop) and the command exits 0 once they have exited; a second signal kills them
+at once (exit code 1).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -39,6 +45,7 @@ from ._models import Job
 from ._server_checks import check_server
 from .aio import AsyncQueue
 from .aio_worker import AsyncWorker
+from .supervisor import Supervisor
 from .tasks import TaskRegistry, _current
 from .worker import JobContext, Worker
 
@@ -51,11 +58,20 @@ Plain (sync) tasks run on the thread-pool Worker, one per queue, each on a threa
 when every task is a coroutine function, AsyncWorker runs them on one event loop (an app that
 mixes the two is refused). The first SIGTERM/SIGINT stops claiming, lets running jobs finish
 within --grace-s and hands back the rest (exit 0); a second signal exits at once (exit 1).
+With --processes N (N > 1), N child processes each run that worker, and a dead one is restarted;
+the first signal stops them gracefully (exit 0 once they have exited), a second kills them.
 Logs go to stderr.
 """
 LEFTOVER_WAIT_S = 2.0
 """After the workers stop, how long job threads that ignore their cancel flag may take before
 the process exits without them (their jobs were handed back already)."""
+SUPERVISOR_MARGIN_S = 5.0
+"""With --processes: beyond --grace-s and LEFTOVER_WAIT_S, how long a child may take to exit
+after SIGTERM before it is killed."""
+ALL_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+CHILD_STOP_SIGNALS = (signal.SIGTERM,)
+"""A child of --processes ignores SIGINT: Ctrl-C reaches the whole process group, and the parent
+forwards it as SIGTERM (so one Ctrl-C is one graceful stop, not two signals)."""
 
 
 def add_worker_command(commands: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -84,6 +100,9 @@ def add_worker_command(commands: Subparsers, common: argparse.ArgumentParser) ->
     parser.add_argument("--time-limit-ms", type=int, default=None, help="fail longer jobs")
     parser.add_argument("--worker-id", default=None, help="the name the monitor shows")
     parser.add_argument("--max-idle-s", type=float, default=5.0, help="longest idle wait")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes, supervised (default 1)"
+    )
     parser.set_defaults(run=run_worker)
 
 
@@ -121,9 +140,15 @@ class Shutdown:
     """The SIGTERM/SIGINT handler: the first signal stops the workers (grace, hand-back), a
     second one exits at once."""
 
-    def __init__(self, stop: Callable[[], None], grace_s: float) -> None:
+    def __init__(
+        self,
+        stop: Callable[[], None],
+        grace_s: float,
+        before_exit: Callable[[], None] | None = None,
+    ) -> None:
         self.stop = stop
         self.grace_s = grace_s
+        self.before_exit = before_exit
         self.count = 0
 
     def __call__(self, signum: int, frame: Any = None) -> None:
@@ -138,6 +163,8 @@ class Shutdown:
             self.stop()
             return
         logger.error("%s again: exiting at once; unfinished leases expire on their own", name)
+        if self.before_exit is not None:
+            self.before_exit()
         exit_now(EXIT_ERROR)
 
 
@@ -169,7 +196,12 @@ def run_worker(args: argparse.Namespace) -> int:
     queues = args.queue or [DEFAULT_QUEUE]
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    if is_async_app(app):
+    if args.processes < 1:
+        raise UsageError("--processes must be at least 1")
+    async_app = is_async_app(app)
+    if args.processes > 1:
+        return run_supervised(args)
+    if async_app:
         code = run_async_workers(args, app, queues)
     else:
         code = run_thread_workers(args, app, queues)
@@ -199,7 +231,7 @@ def run_thread_workers(args: argparse.Namespace, app: TaskRegistry, queues: list
             failures.append(exc)
             stop_all()
 
-    install_signal_handlers(Shutdown(stop_all, args.grace_s))
+    install_signal_handlers(Shutdown(stop_all, args.grace_s), stop_signals(args))
     threads = [
         threading.Thread(target=run, args=(w,), name=f"worker-{w.queue.name}") for w in workers
     ]
@@ -212,10 +244,64 @@ def run_thread_workers(args: argparse.Namespace, app: TaskRegistry, queues: list
     return EXIT_ERROR if failures else EXIT_OK
 
 
-def install_signal_handlers(handler: Shutdown) -> None:
-    """SIGTERM and SIGINT to ``handler`` (in the main thread)."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
+def install_signal_handlers(
+    handler: Shutdown, signals: Sequence[signal.Signals] = ALL_STOP_SIGNALS
+) -> None:
+    """``signals`` (default SIGTERM and SIGINT) to ``handler`` (in the main thread)."""
+    for signum in signals:
         signal.signal(signum, handler)
+
+
+def stop_signals(args: argparse.Namespace) -> Sequence[signal.Signals]:
+    """The signals that stop this worker: SIGTERM only in a child of --processes."""
+    return CHILD_STOP_SIGNALS if getattr(args, "child", False) else ALL_STOP_SIGNALS
+
+
+class StopRequest:
+    """A flag a signal handler sets (a plain attribute: safe to set from a handler)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> None:
+        self.requested = True
+
+
+def run_supervised(args: argparse.Namespace) -> int:
+    """``--processes N``: N children run the single-process worker under a Supervisor; the
+    first signal stops them with SIGTERM (exit 0 once they have exited, 1 if one had to be
+    killed), a second kills them at once (exit 1)."""
+    child_args = argparse.Namespace(**vars(args))
+    child_args.processes = 1
+    child_args.child = True
+    supervisor = Supervisor(
+        run_worker_process,
+        args.processes,
+        args=(child_args,),
+        grace_s=args.grace_s + LEFTOVER_WAIT_S + SUPERVISOR_MARGIN_S,
+    )
+    request = StopRequest()
+    install_signal_handlers(Shutdown(request, args.grace_s, before_exit=supervisor.kill))
+    supervisor.start()
+    logger.info("supervising %d worker processes: %s", args.processes, supervisor.pids)
+    while not request.requested:
+        if supervisor.poll() == 0:
+            logger.error("every worker process has ended; exiting")
+            return EXIT_ERROR
+        time.sleep(0.1)  # a plain sleep: signal handlers run between two polls
+    killed = supervisor.stop()
+    return EXIT_ERROR if killed else EXIT_OK
+
+
+def run_worker_process(args: argparse.Namespace) -> None:
+    """A child of ``--processes``: the single-process worker, stopped by SIGTERM only (see
+    :data:`CHILD_STOP_SIGNALS`); its exit code is the command's."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if args.worker_id:
+        args.worker_id = f"{args.worker_id}-{os.getpid()}"
+    from .cli import run  # the command's error handling; imported here: cli imports this module
+
+    sys.exit(run(args))
 
 
 def leave_stuck_threads(code: int) -> None:
@@ -269,7 +355,7 @@ async def _serve_async(args: argparse.Namespace, app: TaskRegistry, queues: list
 
     shutdown = Shutdown(stop_all, args.grace_s)
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in stop_signals(args):
         loop.add_signal_handler(signum, shutdown, signum)
 
     async def run(worker: AsyncWorker) -> bool:

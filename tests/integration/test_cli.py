@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -417,3 +418,72 @@ def test_stats_watch_redraws_until_ctrl_c(
     frames = watcher.out.split("\x1b[H\x1b[2J")
     assert len(frames) >= 3 and "throughput: n/a" in frames[1]
     assert any("throughput: 0.0 jobs/s" in frame for frame in frames[2:])
+
+
+def worker_children(worker: Background) -> set[int]:
+    """The pids of the worker processes a ``--processes`` worker runs (its spawned children;
+    multiprocessing's resource tracker is left out)."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(worker.process.pid), "-f", "spawn_main"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def enqueue_adds(queue: Queue, first: int, count: int) -> list[str]:
+    """Enqueue ``count`` ``add`` jobs; their ids."""
+    return [
+        queue.enqueue({"task": "add", "args": [n, 1], "kwargs": {}}).id
+        for n in range(first, first + count)
+    ]
+
+
+def all_completed(queue: Queue, ids: list[str]) -> Callable[[], bool]:
+    """A condition: every job of ``ids`` is completed."""
+    return lambda: all(state_of(queue, i) is State.COMPLETED for i in ids)
+
+
+def test_worker_processes_are_restarted_and_stop_on_sigterm(
+    queue: Queue, background: Callable[..., Background]
+) -> None:
+    worker = start_worker(background, "cli_tasks:app", "--processes", "2", "--grace-s", "5")
+    first = enqueue_adds(queue, 0, 20)
+    wait_for(all_completed(queue, first), what="the first jobs")
+    wait_for(lambda: len(worker_children(worker)) == 2, what="two worker processes")
+    before = worker_children(worker)
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: (
+            len(worker_children(worker) - before) == 1 and victim not in worker_children(worker)
+        ),
+        what="a restarted worker process",
+    )
+    wait_for(lambda: worker.err.count("started on queue cli") == 3, what="the restart to run")
+    rest = enqueue_adds(queue, 20, 20)
+    wait_for(all_completed(queue, rest), what="the jobs after the restart")
+    assert [queue.inspect(i).result for i in rest] == [n + 1 for n in range(20, 40)]
+    children = worker_children(worker)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=5 + 2 + 5) == 0
+    assert worker_children(worker) == set()
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in children)
+    assert f"(pid {victim}) died with exit code -9" in worker.err
+    assert len(re.findall(r"INFO scheduler.worker: worker \S+ stopped", worker.err)) == 2
+
+
+def test_a_second_signal_kills_the_worker_processes(
+    queue: Queue, background: Callable[..., Background]
+) -> None:
+    queue.enqueue({"task": "patient", "args": [60], "kwargs": {}}, id="long")
+    worker = start_worker(background, "cli_tasks:app", "--processes", "2", "--grace-s", "60")
+    wait_for(lambda: state_of(queue, "long") is State.ACTIVE, what="the job to start")
+    children = worker_children(worker)
+    worker.signal(signal.SIGINT)
+    wait_for(lambda: "SIGINT: stopping" in worker.err, what="the first signal to be logged")
+    worker.signal(signal.SIGINT)
+    assert worker.wait(timeout=5) == 1
+    assert "SIGINT again: exiting at once" in worker.err
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in children)
