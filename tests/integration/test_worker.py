@@ -155,7 +155,7 @@ def test_stop_hands_unfinished_jobs_back_for_another_worker(q: Queue) -> None:
     began = time.monotonic()
     with running(Worker(q, lambda job, context: "done", concurrency=2)):
         eventually(lambda: states(q, ids) == [State.COMPLETED] * 2, "the second worker ran them")
-    assert time.monotonic() - began < DEADLINE_S
+    assert time.monotonic() - began < 1.0, "handed-back jobs are taken at once, not after the lease"
     assert all(q.inspect(job_id).attempt == 1 for job_id in ids)
 
 
