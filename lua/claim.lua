@@ -43,6 +43,7 @@ jobs at most once.
 -- @include args
 -- @include now
 -- @include job
+-- @include bulk
 -- @include ready
 -- @include lease
 -- @include finish_job
@@ -107,10 +108,15 @@ end
 local popped = redis.call("ZPOPMIN", ready_key, count)
 if #popped == 0 then return {STATUS.empty, now, next_event_ms()} end
 
-local reply, record, last_deadline = {STATUS.ok, now}, {}, now
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local job = job_load(meta_key, id)
+-- Every read and write below covers the whole batch in one call: HMGET the records and the
+-- payloads, then one HSET of the records and one ZADD into active.
+local ids = {}
+for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+local jobs = jobs_load(meta_key, ids)
+local bodies = redis.call("HMGET", payload_key, unpack(ids))
+local reply, record, leased, deadlines, last_deadline = {STATUS.ok, now}, {}, {}, {}, now
+for i, id in ipairs(ids) do
+  local job = jobs[id]
   if job and job.state == STATE.waiting then
     local lease = lease_override
     if lease == 0 then lease = job.lease_ms end
@@ -121,17 +127,21 @@ for i = 1, #popped, 2 do
     job.deadline_ms = now + lease
     job.worker = worker_id
     job.started_ms = now
-    job_save(meta_key, id, job)
-    redis.call("ZADD", active_key, job.deadline_ms, id)
-    local body = redis.call("HGET", payload_key, id) or ""
-    for _, v in ipairs({id, body, job.attempt, job.token, job.deadline_ms}) do
-      reply[#reply + 1] = v
-    end
+    local n = #reply
+    reply[n + 1], reply[n + 2], reply[n + 3] = id, bodies[i] or "", job.attempt
+    reply[n + 4], reply[n + 5] = job.token, job.deadline_ms
+    leased[#leased + 1] = id
+    deadlines[#deadlines + 1] = job.deadline_ms
+    deadlines[#deadlines + 1] = id
     record[#record + 1] = id .. " " .. job.token
-    last_deadline = math.max(last_deadline, job.deadline_ms)
+    if job.deadline_ms > last_deadline then last_deadline = job.deadline_ms end
   end
 end
-if #record == 0 then return {STATUS.empty, now, next_event_ms()} end
+if #leased == 0 then return {STATUS.empty, now, next_event_ms()} end
+jobs_save(meta_key, leased, jobs)
+for first, last in chunk_ranges(#deadlines, 2) do
+  redis.call("ZADD", active_key, unpack(deadlines, first, last))
+end
 redis.call("HSET", claims_key, claim_id, table.concat(record, ","))
 redis.call("ZADD", claim_exp_key, last_deadline, claim_id)
 return reply

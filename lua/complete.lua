@@ -32,8 +32,8 @@ lease; a late completion from a paused or partitioned worker changes nothing.
 -- @include args
 -- @include now
 -- @include job
+-- @include bulk
 -- @include lease
--- @include finish_job
 -- @include delete_jobs
 -- @include trim_finished
 
@@ -52,18 +52,30 @@ for i = 0, n - 1 do
 end
 
 local now = now_ms(clock_key)
-local reply = {STATUS.ok}
+
+-- One HMGET for every record; decisions are made on the decoded records in item order (an id
+-- may come twice, say a stale token and the current one); then one write per key for the batch.
+local ids = {}
+for i = 0, n - 1 do ids[i + 1] = ARGV[4 + 3 * i] end
+local jobs = jobs_load(meta_key, ids)
+local reply, done, results, removed, finished = {STATUS.ok}, {}, {}, {}, {}
 for i = 0, n - 1 do
-  local id, token, result = ARGV[4 + 3 * i], ARGV[5 + 3 * i], ARGV[6 + 3 * i]
-  local job = job_load(meta_key, id)
+  local id, token = ARGV[4 + 3 * i], ARGV[5 + 3 * i]
+  local job = jobs[id]
   local status
   if not job then
     status = STATUS.not_found
   elseif lease_current(job, token, now) then
-    redis.call("ZREM", active_key, id)
-    redis.call("HSET", result_key, id, result)
     job.outcome = OUTCOME.completed
-    finish_job(meta_key, id, job, STATE.completed, completed_key, now, job.keep_result_ms)
+    job.state = STATE.completed
+    job.deadline_ms = 0
+    job.finished_ms = now
+    done[#done + 1] = id
+    removed[#removed + 1] = id
+    local r = #results
+    results[r + 1], results[r + 2] = id, ARGV[6 + 3 * i]
+    local f = #finished
+    finished[f + 1], finished[f + 2] = now + job.keep_result_ms, id
     status = STATUS.ok
   elseif job.token == token and job.outcome == OUTCOME.completed then
     status = STATUS.duplicate
@@ -71,6 +83,18 @@ for i = 0, n - 1 do
     status = STATUS.lease_lost
   end
   reply[#reply + 1] = status
+end
+if #done > 0 then
+  jobs_save(meta_key, done, jobs)
+  for first, last in chunk_ranges(#removed, 1) do
+    redis.call("ZREM", active_key, unpack(removed, first, last))
+  end
+  for first, last in chunk_ranges(#results, 2) do
+    redis.call("HSET", result_key, unpack(results, first, last))
+  end
+  for first, last in chunk_ranges(#finished, 2) do
+    redis.call("ZADD", completed_key, unpack(finished, first, last))
+  end
 end
 trim_finished(completed_key, meta_key, payload_key, result_key, error_key, now, max_completed,
   trim_limit)

@@ -99,11 +99,13 @@ def test_lua_job_fields_equal_python_job_fields_in_order() -> None:
     assert tuple(m.group(1) for m in lua_fields if m) == JOB_FIELDS
 
 
-def test_numeric_job_fields_are_job_fields() -> None:
-    entries, _ = split_args(lua_table_constructor(JOB_LUA, "JOB_NUMERIC"), 0)
-    numeric = {entry.split("=")[0].strip() for entry in entries}
-    assert numeric <= set(JOB_FIELDS)
-    assert numeric.isdisjoint({"state", "token", "outcome", "worker"})
+def test_job_format_has_a_version_byte_then_one_code_per_field() -> None:
+    match = re.search(r'local JOB_FORMAT = "([^"]+)"', JOB_LUA.code)
+    assert match, "lib/job.lua defines JOB_FORMAT"
+    codes = re.findall(r"[iI]\d*|[bBhHlLsd]", match.group(1).lstrip("<"))
+    assert codes[0] == "B"
+    strings = {name for name, code in zip(JOB_FIELDS, codes[1:], strict=True) if code == "s"}
+    assert strings == {"state", "token", "outcome", "worker"}
 
 
 @pytest.mark.parametrize("lua", all_lua_files(), ids=lambda f: f.rel)
