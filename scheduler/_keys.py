@@ -31,18 +31,23 @@ KEY_PARTS: tuple[str, ...] = (
 )
 """Every key a queue owns; the names a script header gives its KEYS."""
 
-QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}(?::[0-9]{1,4})?")
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
 
 def validate_queue_name(name: object) -> str:
     """Return ``name`` if it is a valid queue name, else raise :class:`ConfigError`.
 
-    Allowed: 1 to 64 letters, digits, ``_``, ``.`` and ``-``. A ``{`` or ``}`` would move the hash
-    tag (``x:{a}b}:y`` hashes as ``a``), putting this queue's keys into another queue's slot.
+    Allowed: 1 to 64 letters, digits, ``_``, ``.`` and ``-``, optionally followed by ``:`` and
+    1-4 digits (shard ``i`` of a sharded queue is ``<name>:<i>``, see :mod:`scheduler.sharded`).
+    A ``{`` or ``}`` would move the hash tag (``x:{a}b}:y`` hashes as ``a``), putting this
+    queue's keys into another queue's slot.
     """
     if not isinstance(name, str) or not QUEUE_NAME_PATTERN.fullmatch(name):
-        raise ConfigError(f"invalid queue name {name!r}: use 1-64 letters, digits, '_', '.' or '-'")
+        raise ConfigError(
+            f"invalid queue name {name!r}: use 1-64 letters, digits, '_', '.' or '-'"
+            " (a shard adds ':<n>')"
+        )
     return name
 
 

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import redis
+import redis.cluster
 
 logger = logging.getLogger("scheduler")
 
@@ -89,13 +90,28 @@ def _config_warnings(client: redis.Redis) -> list[str]:
     return warnings
 
 
-def check_server(client: redis.Redis) -> list[str]:
+def check_server(client: redis.Redis | redis.cluster.RedisCluster) -> list[str]:
     """Warnings about the server behind ``client``: eviction policy, persistence, version.
 
     Each warning is also logged on the ``scheduler`` logger. An empty list means nothing to fix.
     A server that refuses ``CONFIG GET`` or ``INFO`` gets a warning saying what could not be
-    checked; the other checks still run. Connection errors from redis-py pass through.
+    checked; the other checks still run. Connection errors from redis-py pass through. On a
+    Redis Cluster every primary is checked, and each warning names its node.
     """
+    if isinstance(client, redis.cluster.RedisCluster):
+        warnings: list[str] = []
+        for node in client.get_primaries():  # type: ignore[no-untyped-call]
+            node_client = client.get_redis_connection(node)
+            warnings.extend(f"{node.name}: {text}" for text in _node_warnings(node_client))
+    else:
+        warnings = _node_warnings(client)
+    for text in warnings:
+        logger.warning("%s", text)
+    return warnings
+
+
+def _node_warnings(client: redis.Redis) -> list[str]:
+    """The warnings about one server."""
     version = _server_version(client)
     warnings: list[str] = []
     if version is None:
@@ -105,6 +121,4 @@ def check_server(client: redis.Redis) -> list[str]:
         if too_old is not None:
             warnings.append(too_old)
     warnings.extend(_config_warnings(client))
-    for text in warnings:
-        logger.warning("%s", text)
     return warnings

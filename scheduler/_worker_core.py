@@ -25,6 +25,43 @@ ACK_BATCH = 1000
 """The most results acknowledged in one call."""
 
 
+class CancelFlag:
+    """A flag a worker sets when a job must stop: ``is_set()``, ``set()`` and ``wait(timeout)``,
+    as on :class:`threading.Event`, at a fraction of the cost of making one per job (the event
+    behind :meth:`wait` is made only when a handler first waits)."""
+
+    __slots__ = ("_event", "_flag")
+
+    _make_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        """True once the job must stop."""
+        return self._flag
+
+    def set(self) -> None:
+        """Tell the job to stop."""
+        self._flag = True
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the flag is set or ``timeout`` seconds pass; True if it is set."""
+        if self._flag:
+            return True
+        with CancelFlag._make_lock:
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        if self._flag:  # set() ran before the event existed
+            event.set()
+        return event.wait(timeout)
+
+
 @dataclass
 class JobContext:
     """What a handler gets besides the job: a cancel flag to look at in long work.
@@ -37,8 +74,11 @@ class JobContext:
     job: Job
     worker_id: str
     lease_ms: int
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: CancelFlag = field(default_factory=CancelFlag)
     started: float = field(default_factory=time.monotonic)
+    """When the handler started (until then: when the job was claimed)."""
+    begun: bool = False
+    """True once the handler started (a prefetched job waits for a free thread first)."""
     finished: bool = False
     """True once the handler returned or raised (its acknowledgement may still be on its way)."""
 
@@ -67,10 +107,13 @@ class WorkerSettings:
     time_limit_ms: int | None
     grace_s: float
     max_idle_s: float
+    prefetch: int = 0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.prefetch < 0:
+            raise ValueError("prefetch must be 0 or more")
 
 
 def sort_finished(
@@ -80,6 +123,8 @@ def sort_finished(
     no longer ours (cancelled) is neither: its result is discarded, and that is logged."""
     successes, failures = [], []
     for context, result, error in batch:
+        if not context.begun:
+            continue  # handed back before it ran: nothing to report
         if context.cancelled.is_set():
             log_job(logging.INFO, context.job, context.worker_id, "result discarded: not our lease")
         elif error is None:
@@ -152,7 +197,9 @@ def past_time_limit(contexts: Sequence[JobContext], limit_ms: int | None) -> lis
     if limit_ms is None:
         return []
     now = time.monotonic()
-    return [c for c in contexts if not c.finished and (now - c.started) * 1000 >= limit_ms]
+    return [
+        c for c in contexts if c.begun and not c.finished and (now - c.started) * 1000 >= limit_ms
+    ]
 
 
 def retry_delays() -> Iterator[float]:

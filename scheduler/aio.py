@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-import redis.asyncio
-
 from ._codec import DEFAULT_MAX_PAYLOAD_BYTES
 from ._models import (
     Claimed,
@@ -29,17 +27,18 @@ from ._models import (
 from ._ops import DEFAULT_MAINTENANCE, Call, LeaseRef
 from ._status import State
 from .client import DEFAULT_PREFIX, build_ops, check_client, register_scripts
+from .connection import AsyncClient
 
 T = TypeVar("T")
 
 
 class AsyncQueue:
     """One queue on one Redis, used from asyncio. Arguments as for :class:`scheduler.Queue`,
-    with a ``redis.asyncio.Redis`` client."""
+    with a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster`` client."""
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: AsyncClient,
         name: str,
         *,
         prefix: str = DEFAULT_PREFIX,

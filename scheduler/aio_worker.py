@@ -18,13 +18,13 @@ import redis.asyncio
 from ._models import Claimed, Job
 from ._ops import new_id
 from ._status import Status
+from ._wake import AsyncWakeWaiter
 from ._worker_core import (
     ACK_BATCH,
     TICK_S,
     Finished,
     JobContext,
     WorkerSettings,
-    blocking_connection_kwargs,
     default_worker_id,
     describe_failure,
     heartbeat_interval_s,
@@ -37,7 +37,9 @@ from ._worker_core import (
     sort_finished,
 )
 from .aio import AsyncQueue
+from .connection import TRANSIENT_ERRORS
 from .errors import LeaseLost
+from .sharded import AsyncShardedQueue, wake_keys
 
 T = TypeVar("T")
 
@@ -51,7 +53,7 @@ class AsyncWorker:
 
     def __init__(
         self,
-        queue: AsyncQueue,
+        queue: AsyncQueue | AsyncShardedQueue,
         handler: AsyncHandler,
         *,
         concurrency: int = 16,
@@ -81,7 +83,7 @@ class AsyncWorker:
     async def run(self) -> None:
         """Work until :meth:`stop`; then finish or hand back every job and return."""
         self._finished = asyncio.Queue()
-        waiter = self._blocking_client()
+        waiter = AsyncWakeWaiter(self.queue.client, wake_keys(self.queue))
         logger.info("worker %s started on queue %s", self.worker_id, self.queue.name)
         helpers = [asyncio.create_task(self._ack_loop()), asyncio.create_task(self._beat_loop())]
         try:
@@ -93,7 +95,6 @@ class AsyncWorker:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await waiter.aclose()
-            await waiter.connection_pool.disconnect()
         logger.info("worker %s stopped", self.worker_id)
 
     def stop(self) -> None:
@@ -108,7 +109,7 @@ class AsyncWorker:
 
     # -- the claimer ---------------------------------------------------------------------------
 
-    async def _claim_loop(self, waiter: redis.asyncio.Redis) -> None:
+    async def _claim_loop(self, waiter: AsyncWakeWaiter) -> None:
         while not self._stopping.is_set():
             free = self.settings.concurrency - len(self._running)
             if free <= 0:
@@ -140,15 +141,12 @@ class AsyncWorker:
         task = asyncio.create_task(self._run_one(context))
         self._running[job.token] = (context, task)
 
-    async def _wait_for_work(self, waiter: redis.asyncio.Redis, claimed: Claimed) -> None:
+    async def _wait_for_work(self, waiter: AsyncWakeWaiter, claimed: Claimed) -> None:
         timeout = idle_wait_s(claimed, self.settings.max_idle_s)
         if timeout <= 0.001:
             return
 
-        async def blpop() -> None:
-            await waiter.blpop([self.queue.ops.keys.key("wake")], timeout)
-
-        wake = asyncio.create_task(blpop())
+        wake = asyncio.create_task(waiter.wait(timeout))
         stop = asyncio.create_task(self._stopping.wait())
         try:
             await asyncio.wait({wake, stop}, timeout=timeout + 1, return_when="FIRST_COMPLETED")
@@ -159,22 +157,13 @@ class AsyncWorker:
             with contextlib.suppress(asyncio.CancelledError, redis.RedisError):
                 await wake
 
-    def _blocking_client(self) -> redis.asyncio.Redis:
-        """A client of its own for BLPOP (see :func:`blocking_connection_kwargs`)."""
-        pool = self.queue.client.connection_pool
-        no_retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
-        kwargs = blocking_connection_kwargs(pool.connection_kwargs, no_retry)
-        return redis.asyncio.Redis(
-            connection_pool=redis.asyncio.ConnectionPool(
-                connection_class=pool.connection_class, **kwargs
-            )
-        )
-
     # -- the runners ---------------------------------------------------------------------------
 
     async def _run_one(self, context: JobContext) -> None:
         result: Any = None
         error: BaseException | None = None
+        context.started = time.monotonic()
+        context.begun = True
         try:
             if self.settings.time_limit_ms is None:
                 result = await self.handler(context.job, context)
@@ -283,7 +272,7 @@ class AsyncWorker:
         for delay in retry_delays():
             try:
                 return await call()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except TRANSIENT_ERRORS as exc:  # connection lost, or a cluster slot in motion
                 logger.warning(
                     "worker %s: %s failed (%s); retrying in %.2fs", self.worker_id, what, exc, delay
                 )

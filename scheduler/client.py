@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-import redis
-
 from ._codec import DEFAULT_MAX_PAYLOAD_BYTES
 from ._keys import QueueKeys
 from ._models import (
@@ -31,6 +29,7 @@ from ._models import (
 from ._ops import DEFAULT_MAINTENANCE, Call, LeaseRef, QueueOps
 from ._scripts import all_scripts
 from ._status import State
+from .connection import SyncClient, connection_kwargs
 from .errors import ConfigError
 
 T = TypeVar("T")
@@ -55,10 +54,9 @@ def build_ops(
 
 
 def check_client(client: Any) -> None:
-    """Refuse a Redis client that decodes replies: payloads are bytes."""
-    pool = getattr(client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", {}) or {}
-    if kwargs.get("decode_responses"):
+    """Refuse a Redis client that decodes replies: payloads are bytes. A single Redis or a
+    Redis Cluster client (sync or asyncio) alike."""
+    if connection_kwargs(client).get("decode_responses"):
         raise ConfigError("the Redis client must have decode_responses=False (payloads are bytes)")
 
 
@@ -72,7 +70,9 @@ class Queue:
     """One queue on one Redis, used synchronously.
 
     Args:
-        client: a ``redis.Redis`` (``decode_responses=False``, the default).
+        client: a ``redis.Redis`` or a ``redis.cluster.RedisCluster`` (``decode_responses``
+            must stay False; see :func:`scheduler.connection.connect`). On a cluster the queue
+            lives in one slot, on the primary that owns it.
         name: the queue's name: 1-64 letters, digits, ``_``, ``.``, ``-``.
         prefix: the first part of every key (``<prefix>:{<name>}:<part>``).
         defaults: options for jobs enqueued without their own.
@@ -82,7 +82,7 @@ class Queue:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncClient,
         name: str,
         *,
         prefix: str = DEFAULT_PREFIX,

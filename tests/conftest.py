@@ -20,6 +20,9 @@ import redis
 
 from scheduler import Queue
 from scheduler._local_redis import INSTALL_HINT, LocalRedis
+from tests.cluster_fixture import cluster, cluster_client, own_cluster
+
+__all__ = ["cluster", "cluster_client", "own_cluster"]  # fixtures shared with every test
 
 REDIS_IMAGE = "redis:7.2-alpine"
 
@@ -57,9 +60,22 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def r(redis_url: str) -> Iterator[redis.Redis]:
-    """A client on a clean database: flushed before the test, closed after it."""
-    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+def deployment(request: pytest.FixtureRequest) -> str:
+    """``single`` (one Redis) unless a test is parametrised with ``cluster`` (see
+    ``tests/integration/conftest.py``, which runs the per-script tests on both)."""
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture
+def r(request: pytest.FixtureRequest, deployment: str) -> Iterator[redis.Redis]:
+    """A client on a clean database: flushed before the test, closed after it. With the
+    ``cluster`` deployment, a ``RedisCluster`` client on the session's cluster, every primary
+    flushed (it offers the same commands for keys of one slot)."""
+    if deployment == "cluster":
+        client: Any = request.getfixturevalue("cluster_client")
+        yield client
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"), socket_timeout=10)
     client.flushdb()
     yield client
     client.close()

@@ -18,6 +18,23 @@ from scheduler._local_redis import free_port
 from scheduler.testing import pin_clock
 from tests.integration.helpers import QUEUE_NAME, T0
 
+ON_BOTH_DEPLOYMENTS = frozenset(
+    f"test_{name}"
+    for name in (
+        "enqueue", "claim", "complete", "fail", "heartbeat", "release", "reap", "cancel",
+        "requeue", "purge", "inspect", "stats", "noscript", "wake",
+    )
+)  # fmt: skip
+"""The per-script test modules, which run on a single Redis and on the session's cluster."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test of :data:`ON_BOTH_DEPLOYMENTS` that uses Redis twice: ``single`` and
+    ``cluster`` (the ``deployment`` fixture picks what ``r`` and so ``q`` are)."""
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module in ON_BOTH_DEPLOYMENTS and "r" in metafunc.fixturenames:
+        metafunc.parametrize("deployment", ["single", "cluster"], indirect=True)
+
 
 @pytest.fixture
 def pinned_clock(r: redis.Redis) -> int:

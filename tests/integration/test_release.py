@@ -31,8 +31,9 @@ def test_a_repeated_release_is_a_duplicate_and_a_stale_token_is_refused(q: Queue
 
 def test_release_wakes_an_idle_worker(q: Queue, r: object) -> None:
     import redis
+    import redis.cluster
 
-    assert isinstance(r, redis.Redis)
+    assert isinstance(r, redis.Redis | redis.cluster.RedisCluster)
     q.enqueue("x", id="a")
     held = q.claim("w1").jobs[0]
     r.delete(q.ops.keys.key("wake"))
