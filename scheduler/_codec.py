@@ -18,6 +18,10 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 """The default size cap for one payload or result: 1 MiB."""
 
 
+_NIL = b"\xc0"
+_SCALARS = frozenset({str, bytes, int, float, bool})
+
+
 def _refuse_ext(code: int, data: bytes) -> Any:
     raise PayloadError(f"msgpack ext type {code} is not accepted")
 
@@ -30,6 +34,9 @@ def encode(
     Only what :func:`decode` accepts back is encoded: map keys must be ``str`` or ``bytes``, and
     ext types are refused. Tuples are encoded as lists (they decode as lists).
     """
+    if value is None:
+        return _NIL
+    kind = type(value)
     try:
         data: bytes = msgpack.packb(value, use_bin_type=True, datetime=False)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -38,7 +45,9 @@ def encode(
         raise PayloadError(f"{what} is {len(data)} bytes encoded, over the limit of {max_bytes}")
     # msgpack packs some values that the strict decoder refuses (a map key that is not str or
     # bytes, an ExtType). Such a job could never be read by a worker: refuse it here instead.
-    decode(data, max_bytes=max_bytes, what=what)
+    # A plain scalar always decodes back, so it skips the check.
+    if kind not in _SCALARS:
+        decode(data, max_bytes=max_bytes, what=what)
     return data
 
 

@@ -4,7 +4,7 @@ read the reply. No I/O here: the sync and asyncio clients only send what this bu
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -68,7 +68,7 @@ def _ids(ids: Sequence[str]) -> list[str]:
 
 def new_id() -> str:
     """A fresh random id for a job or a claim (32 hex digits)."""
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def _lease(ref: LeaseRef) -> tuple[str, str]:
@@ -100,7 +100,7 @@ class QueueOps:
         self.retention = retention
         self.max_payload_bytes = max_payload_bytes
         self._read = ReplyReader(keys.queue, max_payload_bytes)
-        option_args(defaults)
+        self._default_options = option_args(defaults)
         check_int(retention.trim_batch, "trim_batch", 0, MAX_BATCH)
         for name in ("max_completed", "max_dead", "max_cancelled"):
             check_int(getattr(retention, name), name, 0, 10**9)
@@ -121,7 +121,11 @@ class QueueOps:
         option_sets: dict[tuple[int, ...], int] = {}
         jobs: list[Arg] = []
         for spec in specs:
-            numbers = option_args(spec.options or self.defaults)
+            options = spec.options
+            if options is None or options is self.defaults:
+                numbers = self._default_options  # checked once, when the queue was made
+            else:
+                numbers = option_args(options)
             index = option_sets.setdefault(numbers, len(option_sets) + 1)
             job_id = new_id() if spec.id is None else check_id(spec.id)
             jobs += [job_id, self.encode(spec.payload), index]

@@ -25,6 +25,9 @@ from ._models import (
 from ._status import JOB_FIELDS, Outcome, State, Status
 from .errors import InvalidState, JobNotFound, LeaseLost, ScriptError
 
+_STATUS_BY_REPLY: dict[Any, Status] = {status.value.encode(): status for status in Status}
+"""Each status as a script's reply carries it (bytes), for a lookup without decoding."""
+
 
 def text(value: Any) -> str:
     """A reply element as text."""
@@ -37,10 +40,12 @@ def status_of(reply: Any, script: str) -> Status:
     """The status of a reply; :class:`ScriptError` for ``bad_arg`` or an unexpected shape."""
     if not isinstance(reply, list) or not reply:
         raise ScriptError(f"unexpected reply {reply!r:.80}", script=script)
-    try:
-        status = Status(text(reply[0]))
-    except ValueError:
-        raise ScriptError(f"unknown status {reply[0]!r:.40}", script=script) from None
+    status = _STATUS_BY_REPLY.get(reply[0])
+    if status is None:
+        try:
+            status = Status(text(reply[0]))
+        except ValueError:
+            raise ScriptError(f"unknown status {reply[0]!r:.40}", script=script) from None
     if status is Status.BAD_ARG:
         detail = text(reply[1]) if len(reply) > 1 else "?"
         raise ScriptError(f"argument refused: {detail}", script=script)
@@ -92,8 +97,10 @@ class ReplyReader:
     def item_statuses(self, ids: list[str], reply: Any) -> list[ItemStatus]:
         """complete.lua and release.lua: one status per item, in order."""
         status_of(reply, "complete/release")
+        by_reply = _STATUS_BY_REPLY
         return [
-            ItemStatus(job_id, Status(text(s))) for job_id, s in zip(ids, reply[1:], strict=True)
+            ItemStatus(job_id, by_reply.get(s) or Status(text(s)))
+            for job_id, s in zip(ids, reply[1:], strict=True)
         ]
 
     def listed_statuses(self, reply: Any) -> list[ItemStatus]:

@@ -79,6 +79,8 @@ class AsyncWorker:
         self._finished: asyncio.Queue[Finished] | None = None
         self._stopping = asyncio.Event()
         self._free = asyncio.Event()
+        self._latest: dict[str, JobContext] = {}  # by job id: the newest run of each job
+        self._refill = max(1, concurrency // 4)
 
     async def run(self) -> None:
         """Work until :meth:`stop`; then finish or hand back every job and return."""
@@ -112,7 +114,7 @@ class AsyncWorker:
     async def _claim_loop(self, waiter: AsyncWakeWaiter) -> None:
         while not self._stopping.is_set():
             free = self.settings.concurrency - len(self._running)
-            if free <= 0:
+            if free < self._refill and self._running:  # claim in batches, never leave it idle
                 self._free.clear()
                 await self._free.wait()
                 continue
@@ -134,10 +136,12 @@ class AsyncWorker:
         )
 
     def _start(self, job: Job, lease_ms: int) -> None:
-        for context, task in [v for v in self._running.values() if v[0].job.id == job.id]:
-            context.cancelled.set()  # an older run of a job claimed again: its lease is lost
-            task.cancel()
+        older = self._latest.get(job.id)
+        if older is not None and older.job.token in self._running:
+            older.cancelled.set()  # an older run of a job claimed again: its lease is lost
+            self._running[older.job.token][1].cancel()
         context = JobContext(job, self.worker_id, lease_ms)
+        self._latest[job.id] = context
         task = asyncio.create_task(self._run_one(context))
         self._running[job.token] = (context, task)
 
@@ -203,7 +207,10 @@ class AsyncWorker:
             statuses = await self._retrying(lambda: self.queue.complete_many(pairs), "complete")
             log_refused([job for job, _ in pairs], statuses, self.worker_id)
         for context, _, _ in batch:
-            self._running.pop(context.job.token, None)
+            job = context.job
+            self._running.pop(job.token, None)
+            if self._latest.get(job.id) is context:
+                del self._latest[job.id]
         self._free.set()
 
     async def _fail(self, context: JobContext, error: BaseException) -> None:
@@ -237,7 +244,7 @@ class AsyncWorker:
             )
             lost = set(beat.lost) if beat is not None else set()
             for context, task in live:
-                if context.job.id in lost:
+                if context.job.id in lost and context.job.token in self._running:
                     context.cancelled.set()
                     task.cancel()
                     log_lost(context)

@@ -113,7 +113,7 @@ def cli_json(redis_url: str, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
     """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -79,7 +79,7 @@ def test_ctrl_c_stops_the_worker_processes_and_the_redis(tmp_path: Path) -> None
         )
     try:
         deadline = time.monotonic() + 60
-        while "progress: 10%" not in out_path.read_text():
+        while "progress: " not in out_path.read_text():  # 10% or more: the first line shown
             assert demo.poll() is None and time.monotonic() < deadline, out_path.read_text()
             time.sleep(0.05)
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C sends: every process of the group
