@@ -4,6 +4,7 @@ read the reply. No I/O here: the sync and asyncio clients only send what this bu
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,8 +68,9 @@ def _ids(ids: Sequence[str]) -> list[str]:
 
 
 def new_id() -> str:
-    """A fresh random id for a job or a claim (32 hex digits)."""
-    return os.urandom(16).hex()
+    """A fresh random id for a job or a claim: 128 random bits as 22 URL-safe base64
+    characters (short, since every id is stored three times per job)."""
+    return base64.urlsafe_b64encode(os.urandom(16))[:22].decode()
 
 
 def _lease(ref: LeaseRef) -> tuple[str, str]:

@@ -1,6 +1,7 @@
 -- The job record: one binary string per job in the meta HASH (id -> record), packed with the
 -- struct library Redis ships: a format version byte, then each field of JOB_FIELDS in order as a
--- little-endian integer or a NUL-terminated string (ids, tokens and states never hold a NUL).
+-- little-endian integer (states and outcomes as one-byte codes) or a NUL-terminated string (ids
+-- and tokens never hold a NUL).
 -- One struct.unpack or struct.pack call reads or writes a whole record, which costs a fraction
 -- of splitting and formatting text. Lua never decodes the payload; this record holds only what
 -- the scripts decide on. JOB_FIELDS is mirrored by scheduler/_status.py JOB_FIELDS
@@ -25,9 +26,17 @@ local JOB_FIELDS = {
   "started_ms",     -- when the latest lease was handed out
   "finished_ms",    -- when it completed, died or was cancelled, else 0
 }
--- B: format version; s: string; H/h: 2-byte unsigned/signed; i8: 8-byte signed (ms values).
-local JOB_FORMAT = "<BsHHhi8i8i8Hi8i8ssi8si8i8i8i8"
-local JOB_VERSION = 1
+-- B: format version; B: state and outcome as codes; s: string; H/h: 2-byte unsigned/signed;
+-- i6: 6-byte signed, for times and durations in ms (up to 2^47 ms, far past MAX_MS).
+local JOB_FORMAT = "<BBHHhi6i6i6Hi6i6sBi6si6i6i6i6"
+local JOB_VERSION = 2
+-- The codes of STATE and OUTCOME values in a record (one byte each instead of the name).
+local STATE_CODE = {waiting = 1, delayed = 2, active = 3, completed = 4, dead = 5, cancelled = 6}
+local STATE_OF_CODE = {"waiting", "delayed", "active", "completed", "dead", "cancelled"}
+local OUTCOME_CODE = {
+  [""] = 0, running = 1, completed = 2, retry = 3, dead = 4, expired = 5, returned = 6,
+}
+local OUTCOME_OF_CODE = {[0] = "", "running", "completed", "retry", "dead", "expired", "returned"}
 
 local function job_decode(raw)
   local version, state, attempt, max_attempts, priority, lease_ms, backoff_ms, backoff_max_ms,
@@ -35,20 +44,20 @@ local function job_decode(raw)
     ready_ms, started_ms, finished_ms = struct.unpack(JOB_FORMAT, raw)
   if version ~= JOB_VERSION then error("job record of an unknown format") end
   return {
-    state = state, attempt = attempt, max_attempts = max_attempts, priority = priority,
-    lease_ms = lease_ms, backoff_ms = backoff_ms, backoff_max_ms = backoff_max_ms,
-    jitter_pm = jitter_pm, keep_result_ms = keep_result_ms, keep_dead_ms = keep_dead_ms,
-    token = token, outcome = outcome, deadline_ms = deadline_ms, worker = worker,
-    created_ms = created_ms, ready_ms = ready_ms, started_ms = started_ms,
-    finished_ms = finished_ms,
+    state = STATE_OF_CODE[state], attempt = attempt, max_attempts = max_attempts,
+    priority = priority, lease_ms = lease_ms, backoff_ms = backoff_ms,
+    backoff_max_ms = backoff_max_ms, jitter_pm = jitter_pm, keep_result_ms = keep_result_ms,
+    keep_dead_ms = keep_dead_ms, token = token, outcome = OUTCOME_OF_CODE[outcome],
+    deadline_ms = deadline_ms, worker = worker, created_ms = created_ms, ready_ms = ready_ms,
+    started_ms = started_ms, finished_ms = finished_ms,
   }
 end
 
 local function job_encode(job)
-  return struct.pack(JOB_FORMAT, JOB_VERSION, job.state, job.attempt, job.max_attempts,
-    job.priority, job.lease_ms, job.backoff_ms, job.backoff_max_ms, job.jitter_pm,
-    job.keep_result_ms, job.keep_dead_ms, job.token, job.outcome, job.deadline_ms, job.worker,
-    job.created_ms, job.ready_ms, job.started_ms, job.finished_ms)
+  return struct.pack(JOB_FORMAT, JOB_VERSION, STATE_CODE[job.state], job.attempt,
+    job.max_attempts, job.priority, job.lease_ms, job.backoff_ms, job.backoff_max_ms,
+    job.jitter_pm, job.keep_result_ms, job.keep_dead_ms, job.token, OUTCOME_CODE[job.outcome],
+    job.deadline_ms, job.worker, job.created_ms, job.ready_ms, job.started_ms, job.finished_ms)
 end
 
 local function job_load(meta_key, id)

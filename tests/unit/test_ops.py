@@ -42,7 +42,7 @@ QUEUE = "test"
 PREFIX = "scheduler"
 MIB = 1024 * 1024
 DEFAULT_OPTION_ARGS = option_args(JobOptions())
-HEX_ID = re.compile(r"[0-9a-f]{32}")
+NEW_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 # One call of every script, built on a QueueOps; used by the checks shared by all calls.
 BUILDERS: dict[str, Callable[[QueueOps], Call[Any]]] = {
@@ -190,7 +190,7 @@ def test_enqueue_args_are_one_option_set_then_one_job(ops: QueueOps) -> None:
 
 def test_enqueue_without_an_id_makes_a_fresh_one(ops: QueueOps) -> None:
     first, second = ops.enqueue("x").args[-3], ops.enqueue("x").args[-3]
-    assert isinstance(first, str) and HEX_ID.fullmatch(first)
+    assert isinstance(first, str) and NEW_ID.fullmatch(first)
     assert first != second
 
 
@@ -284,7 +284,7 @@ def test_claim_args(ops: QueueOps) -> None:
 
 def test_claim_makes_a_fresh_claim_id_when_none_is_given(ops: QueueOps) -> None:
     first, second = ops.claim("w1").args[1], ops.claim("w1").args[1]
-    assert isinstance(first, str) and HEX_ID.fullmatch(first)
+    assert isinstance(first, str) and NEW_ID.fullmatch(first)
     assert first != second
 
 

@@ -104,8 +104,26 @@ def test_job_format_has_a_version_byte_then_one_code_per_field() -> None:
     assert match, "lib/job.lua defines JOB_FORMAT"
     codes = re.findall(r"[iI]\d*|[bBhHlLsd]", match.group(1).lstrip("<"))
     assert codes[0] == "B"
-    strings = {name for name, code in zip(JOB_FIELDS, codes[1:], strict=True) if code == "s"}
-    assert strings == {"state", "token", "outcome", "worker"}
+    by_field = dict(zip(JOB_FIELDS, codes[1:], strict=True))
+    assert {name for name, code in by_field.items() if code == "s"} == {"token", "worker"}
+    assert by_field["state"] == by_field["outcome"] == "B"
+
+
+def lua_code_table(name: str) -> dict[str, int]:
+    """A table of job.lua mapping names (or ``[""]``) to small integer codes."""
+    body = lua_table_constructor(JOB_LUA, name)
+    pairs = re.findall(r'(?:\["(\w*)"\]|(\w+))\s*=\s*(\d+)', body)
+    return {bracketed or bare: int(code) for bracketed, bare, code in pairs}
+
+
+@pytest.mark.parametrize(("table", "enum"), [("STATE_CODE", State), ("OUTCOME_CODE", Outcome)])
+def test_every_state_and_outcome_has_a_distinct_record_code(
+    table: str, enum: type[StrEnum]
+) -> None:
+    codes = lua_code_table(table)
+    assert set(codes) == {member.value for member in enum}
+    assert len(set(codes.values())) == len(codes)
+    assert all(0 <= code <= 255 for code in codes.values())
 
 
 @pytest.mark.parametrize("lua", all_lua_files(), ids=lambda f: f.rel)
