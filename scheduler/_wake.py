@@ -31,7 +31,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AskError, MovedError, TryAgainError
 from redis.retry import Retry
 
-from ._worker_core import blocking_connection_kwargs
+from ._worker_core import WAIT_MARGIN_S, blocking_connection_kwargs
 from .connection import is_cluster
 
 SHARDED_WAIT_S = 0.2
@@ -46,9 +46,11 @@ Redirected = (MovedError, AskError, TryAgainError)
 """The replies that mean the wake key's slot is elsewhere (or moving) right now."""
 
 
-def _node_kwargs(kwargs: dict[str, Any], no_retry: Any) -> dict[str, Any]:
+def _node_kwargs(
+    kwargs: dict[str, Any], no_retry: Any, socket_timeout: float | None = None
+) -> dict[str, Any]:
     plain = {k: v for k, v in kwargs.items() if k not in _CLUSTER_ONLY}
-    return blocking_connection_kwargs(plain, no_retry)
+    return blocking_connection_kwargs(plain, no_retry, socket_timeout)
 
 
 class _Rotation:
@@ -72,9 +74,11 @@ class _Rotation:
 class WakeWaiter:
     """Blocking waits for work, for the thread worker (see the module docstring)."""
 
-    def __init__(self, client: Any, keys: Sequence[str]) -> None:
+    def __init__(self, client: Any, keys: Sequence[str], max_wait_s: float = 60.0) -> None:
         self.client = client
         self._rotation = _Rotation(keys, is_cluster(client))
+        # A wait lasts at most max_wait_s; a reply later than that plus a margin is lost.
+        self._socket_timeout = max_wait_s + WAIT_MARGIN_S
         self._lock = threading.Lock()
         self._conn: redis.Redis | None = None
         self._node: Any = None  # the cluster node the connection is on
@@ -94,7 +98,7 @@ class WakeWaiter:
         conn = redis.Redis(
             connection_pool=redis.ConnectionPool(
                 connection_class=pool.connection_class,
-                **_node_kwargs(pool.connection_kwargs, no_retry),
+                **_node_kwargs(pool.connection_kwargs, no_retry, self._socket_timeout),
             ),
             single_connection_client=True,  # one connection, whose CLIENT ID unblock() ends
         )

@@ -210,7 +210,16 @@ def retry_delays() -> Iterator[float]:
         delay = min(delay * 2, 2.0)
 
 
-def blocking_connection_kwargs(kwargs: dict[str, Any], no_retry: Any) -> dict[str, Any]:
+WAIT_MARGIN_S = 2.0
+"""How long past its own timeout a blocking pop's reply may take before the wait is given up."""
+
+
+def blocking_connection_kwargs(
+    kwargs: dict[str, Any], no_retry: Any, socket_timeout: float | None = None
+) -> dict[str, Any]:
     """Connection settings for the blocking pop: no retries (a blocking command is never
-    re-sent after a reconnect) and no socket timeout (BLPOP has its own)."""
-    return {**kwargs, "retry": no_retry, "socket_timeout": None}
+    re-sent after a reconnect) and a socket timeout longer than any wait (``socket_timeout``:
+    the longest wait plus :data:`WAIT_MARGIN_S`), so that a reply lost on a connection that
+    stays open (half-open, after a NAT or firewall dropped its state) ends the wait instead of
+    blocking the worker for good."""
+    return {**kwargs, "retry": no_retry, "socket_timeout": socket_timeout}

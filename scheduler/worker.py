@@ -133,7 +133,8 @@ class Worker:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._pause = threading.Event()  # never set: waiting on it is an interruptible sleep
-        self._waiter = WakeWaiter(queue.client, wake_keys(queue))  # BLPOP, own connection
+        # BLPOP on a connection of its own; no wait is longer than max_idle_s
+        self._waiter = WakeWaiter(queue.client, wake_keys(queue), max_wait_s=max_idle_s)
 
     # -- public --------------------------------------------------------------------------------
 

@@ -1,0 +1,241 @@
+"""What every fault scenario needs: a server of its own, recorded participants (a producer, a
+reaper, thread workers, worker processes), bounded waits, and the final reading of Redis that
+the checker compares the history with.
+
+A scenario is a function ``scenario(size) -> Outcome`` in its test module; the tests call it at
+a small size, the ``slow`` tests and ``python -m tests.faults.report`` at larger ones. Each
+scenario cleans up after itself (``with`` blocks and ``finally``), so it runs without pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from scheduler import JobNotFound, JobOptions, Queue, State
+from scheduler.connection import TRANSIENT_ERRORS
+from scheduler.worker import Worker
+from tests.faults.checker import FinalJob, Report, check
+from tests.faults.history import HistoryWriter, read_history
+from tests.faults.recorder import RecordingHandler, RecordingQueue
+
+QUEUE = "faults"
+REAP_INTERVAL_S = 1.0
+"""How often the scenarios' reaper calls ``reap``: the published bound is lease + this."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SLOW = os.environ.get("SCHEDULER_SLOW") == "1"
+"""True when the larger runs are asked for (``SCHEDULER_SLOW=1 pytest -m slow``)."""
+
+
+def job_options(lease_ms: int) -> JobOptions:
+    """Options of every fault job: ``lease_ms``, attempts enough for every fault, no backoff."""
+    return JobOptions(lease_ms=lease_ms, max_attempts=50, backoff_ms=0, jitter=0.0)
+
+
+@dataclass
+class Outcome:
+    """A scenario's report and how to reproduce it."""
+
+    report: Report
+    command: str
+    notes: str = ""
+    figures: dict[str, int] = field(default_factory=dict)
+    """Counts of the fault's own (cuts made, restarts, ...) for the test to check."""
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``check`` every 20 ms; raise AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    pause = threading.Event()
+    while not check():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        pause.wait(0.02)
+
+
+@contextmanager
+def run_folder(name: str) -> Iterator[Path]:
+    """A temporary folder for one run's history files (kept if ``SCHEDULER_FAULT_KEEP`` is
+    set, for a look afterwards)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"scheduler-fault-{name}-"))
+    try:
+        yield folder
+    finally:
+        if not os.environ.get("SCHEDULER_FAULT_KEEP"):
+            for path in folder.glob("*"):
+                path.unlink()
+            folder.rmdir()
+
+
+def client_for(url: str, **kwargs: Any) -> redis.Redis:
+    """A client with short timeouts, so a lost reply shows up in a fraction of a second."""
+    settings: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
+    settings.update(kwargs)
+    return redis.Redis.from_url(url, **settings)
+
+
+def recording_queue(client: redis.Redis, writer: HistoryWriter, process: str) -> RecordingQueue:
+    """The fault queue on ``client``, recorded as ``process``."""
+    return RecordingQueue(client, QUEUE, history=writer, process=process)
+
+
+def read_final(queue: Queue, ids: set[str]) -> tuple[dict[str, FinalJob | None], set[str]]:
+    """Each id's state in Redis, and every job id Redis holds for the queue (the fields of its
+    ``meta`` hash, which holds one record per job)."""
+    keys = queue.client.hkeys(queue.ops.keys.key("meta"))
+    stored = {key.decode() if isinstance(key, bytes) else str(key) for key in keys}
+    final: dict[str, FinalJob | None] = {}
+    for job_id in ids | stored:
+        try:
+            info = queue.inspect(job_id)
+        except JobNotFound:
+            final[job_id] = None
+            continue
+        final[job_id] = FinalJob(info.state.value, info.attempt, info.max_attempts, info.token)
+    return final, stored
+
+
+def finish(name: str, folder: Path, queue: Queue, bound_ms: float | None) -> Report:
+    """Read the history and Redis, and check them."""
+    records = read_history(folder)
+    asked = {r.job_id for r in records if r.job_id}
+    final, stored = read_final(queue, asked)
+    return check(name, records, final, stored, bound_ms)
+
+
+def completed_count(queue: Queue) -> int:
+    """How many jobs of the queue are completed (0 while Redis does not answer)."""
+    try:
+        return queue.stats(active_limit=0).counts[State.COMPLETED]
+    except TRANSIENT_ERRORS:
+        return 0
+
+
+class Producer:
+    """A thread enqueuing ``<prefix>-<n>`` for n < ``count`` (or until :meth:`stop`), one every
+    ``interval_s``, repeating an enqueue whose outcome was unknown with the same id."""
+
+    def __init__(
+        self,
+        queue: RecordingQueue,
+        count: int,
+        options: JobOptions,
+        *,
+        prefix: str = "job",
+        interval_s: float = 0.005,
+        keep_going: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.queue, self.count, self.options = queue, count, options
+        self.prefix, self.interval_s, self.keep_going = prefix, interval_s, keep_going
+        self.enqueued = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="producer", daemon=True)
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set() and (n < self.count or self.keep_going()):
+            try:
+                self.queue.enqueue(n, id=f"{self.prefix}-{n}", options=self.options)
+            except TRANSIENT_ERRORS:
+                self._stop.wait(0.05)
+                continue  # same id again: safe
+            n += 1
+            self.enqueued = n
+            self._stop.wait(self.interval_s)
+
+    def done(self) -> bool:
+        """True once the thread has ended."""
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> Producer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+class Reaper:
+    """A thread calling ``reap`` every :data:`REAP_INTERVAL_S` (errors are recorded, ignored)."""
+
+    def __init__(self, queue: RecordingQueue) -> None:
+        self.queue = queue
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(REAP_INTERVAL_S):
+            with contextlib.suppress(redis.RedisError):
+                self.queue.reap()
+
+    def __enter__(self) -> Reaper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+@contextmanager
+def thread_workers(
+    queues: list[RecordingQueue], *, effect_s: float, **options: Any
+) -> Iterator[list[Worker]]:
+    """One recorded thread :class:`Worker` per queue given (each named by its queue's
+    ``process``); stopped and joined (bounded) on leaving the block."""
+    workers = [
+        Worker(q, RecordingHandler(q.history, q.process, effect_s), worker_id=q.process,
+               grace_s=5, max_idle_s=1, **options)
+        for q in queues
+    ]  # fmt: skip
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+        for thread in threads:
+            thread.join(30)
+        if any(thread.is_alive() for thread in threads):
+            raise AssertionError("a worker did not stop within 30 s")
+
+
+def spawn_agent(url: str, folder: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``python -m tests.faults.agent`` (a recorded worker process) as ``name``."""
+    command = [
+        sys.executable, "-m", "tests.faults.agent",
+        "--url", url, "--queue", QUEUE, "--history", str(folder), "--name", name, *args,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def end_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process this run started: resume it if stopped, SIGTERM, then SIGKILL after 10 s."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGCONT)
+        process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
