@@ -32,6 +32,7 @@ from .errors import (
     PayloadError,
     SchedulerError,
     ScriptError,
+    ServerFull,
     ValidationError,
 )
 
@@ -60,6 +61,7 @@ __all__ = [
     "Retention",
     "SchedulerError",
     "ScriptError",
+    "ServerFull",
     "State",
     "Status",
     "ValidationError",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from redis.exceptions import OutOfMemoryError
+
 from ._codec import DEFAULT_MAX_PAYLOAD_BYTES
 from ._models import (
     Claimed,
@@ -26,7 +28,7 @@ from ._models import (
 )
 from ._ops import DEFAULT_MAINTENANCE, Call, LeaseRef
 from ._status import State
-from .client import DEFAULT_PREFIX, build_ops, check_client, register_scripts
+from .client import DEFAULT_PREFIX, build_ops, check_client, register_scripts, server_full
 from .connection import AsyncClient
 
 T = TypeVar("T")
@@ -53,7 +55,10 @@ class AsyncQueue:
         self._scripts = register_scripts(client)
 
     async def _run(self, call: Call[T]) -> T:
-        reply = await self._scripts[call.script](keys=call.keys, args=call.args)
+        try:
+            reply = await self._scripts[call.script](keys=call.keys, args=call.args)
+        except OutOfMemoryError as exc:
+            raise server_full(exc, self.name) from exc
         return call.parse(reply)
 
     async def enqueue(

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from redis.exceptions import OutOfMemoryError
+
 from ._codec import DEFAULT_MAX_PAYLOAD_BYTES
 from ._keys import QueueKeys
 from ._models import (
@@ -30,7 +32,7 @@ from ._ops import DEFAULT_MAINTENANCE, Call, LeaseRef, QueueOps
 from ._scripts import all_scripts
 from ._status import State
 from .connection import SyncClient, connection_kwargs
-from .errors import ConfigError
+from .errors import ConfigError, ServerFull
 
 T = TypeVar("T")
 
@@ -58,6 +60,11 @@ def check_client(client: Any) -> None:
     Redis Cluster client (sync or asyncio) alike."""
     if connection_kwargs(client).get("decode_responses"):
         raise ConfigError("the Redis client must have decode_responses=False (payloads are bytes)")
+
+
+def server_full(exc: OutOfMemoryError, queue: str) -> ServerFull:
+    """Redis's refusal at maxmemory, as our own error (see :class:`ServerFull`)."""
+    return ServerFull(f"Redis is out of memory and refused the call: {exc}", queue=queue)
 
 
 def register_scripts(client: Any) -> dict[str, Any]:
@@ -97,7 +104,10 @@ class Queue:
         self._scripts = register_scripts(client)
 
     def _run(self, call: Call[T]) -> T:
-        reply = self._scripts[call.script](keys=call.keys, args=call.args)
+        try:
+            reply = self._scripts[call.script](keys=call.keys, args=call.args)
+        except OutOfMemoryError as exc:
+            raise server_full(exc, self.name) from exc
         return call.parse(reply)
 
     def enqueue(

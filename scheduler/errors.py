@@ -9,14 +9,18 @@
     │   ├── DuplicateJob           a job with that id exists already
     │   ├── InvalidState           the job is in a state the call does not apply to; ``state``
     │   └── LeaseLost              the lease token is not the job's current, unexpired lease
-    └── ScriptError                a script replied with something the client did not expect
+    ├── ScriptError                a script replied with something the client did not expect
+    └── ServerFull                 Redis is at maxmemory and refuses new jobs (also a redis-py
+                                   ``OutOfMemoryError``, so existing handlers of it still work)
 
-Errors from redis-py itself (``redis.ConnectionError``, ``redis.TimeoutError``, ``OutOfMemoryError``
-and the rest) pass through unwrapped: a lost reply means the outcome is unknown, and every call
-in this package is safe to repeat.
+Other errors from redis-py (``redis.ConnectionError``, ``redis.TimeoutError`` and the rest) pass
+through unwrapped: a lost reply means the outcome is unknown, and every call in this package is
+safe to repeat.
 """
 
 from __future__ import annotations
+
+from redis.exceptions import OutOfMemoryError
 
 
 class SchedulerError(Exception):
@@ -74,3 +78,13 @@ class ScriptError(SchedulerError):
     def __init__(self, message: str, *, script: str) -> None:
         super().__init__(f"{script}: {message}")
         self.script = script
+
+
+class ServerFull(SchedulerError, OutOfMemoryError):
+    """Redis reached ``maxmemory`` (with the ``noeviction`` policy) and refused the call;
+    nothing changed. Enqueue is refused, while claims, acknowledgements and reaping (scripts
+    flagged ``allow-oom``) go on, so workers drain the queue and free memory."""
+
+    def __init__(self, message: str, *, queue: str) -> None:
+        super().__init__(f"{message} (queue {queue!r})")
+        self.queue = queue

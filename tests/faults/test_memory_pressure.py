@@ -1,8 +1,8 @@
 """Memory pressure: a server with a low ``maxmemory`` and ``noeviction``, filled with jobs until
 Redis refuses an enqueue.
 
-From then on every enqueue fails at once with redis-py's ``OutOfMemoryError`` ("command not
-allowed when used memory > 'maxmemory'", passed through unwrapped, as the README says) and
+From then on every enqueue fails at once with ``ServerFull`` (also redis-py's
+``OutOfMemoryError``: "command not allowed when used memory > 'maxmemory'") and
 stores nothing, while the scripts flagged ``allow-oom`` keep the queue draining: a worker
 claims and completes every job, the reaper gives back the leases of a worker that vanished
 (within the bound), and once ``purge`` has deleted the completed records, enqueue works again.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from scheduler import JobNotFound, Queue, State
+from scheduler import JobNotFound, Queue, ServerFull, State
 from scheduler._local_redis import LocalRedis
 from tests.faults.harness import (
     REAP_INTERVAL_S,
@@ -54,7 +54,7 @@ def fill(producer: RecordingQueue, limit: int) -> tuple[int, redis.exceptions.Ou
 def refused_again(producer: RecordingQueue, tag: str) -> str:
     """One more enqueue, which must be refused and leave nothing behind; returns its error."""
     job_id = f"refused-{tag}"
-    with pytest.raises(redis.exceptions.OutOfMemoryError) as caught:
+    with pytest.raises(ServerFull) as caught:
         producer.enqueue(PAYLOAD, id=job_id, options=job_options(LEASE_MS))
     with pytest.raises(JobNotFound):
         producer.inspect(job_id)
@@ -108,7 +108,8 @@ def check_outcome(outcome: Outcome) -> None:
     report = outcome.report
     assert report.problems() == [], report.problems()
     assert outcome.notes.endswith(
-        "refusals: [\"command not allowed when used memory > 'maxmemory'.\"]"
+        "refusals: [\"Redis is out of memory and refused the call: command not allowed when "
+        "used memory > 'maxmemory'. (queue 'faults')\"]"
     ), outcome.notes
     assert len(report.recovery_ms) == 2, "both abandoned leases were reaped and claimed again"
 

@@ -38,6 +38,7 @@ PINNED_ALL = [
     "Retention",
     "SchedulerError",
     "ScriptError",
+    "ServerFull",
     "State",
     "Status",
     "ValidationError",
