@@ -30,6 +30,7 @@ as long as its record is kept (the deduplication window is the job's retention).
 -- @include args
 -- @include now
 -- @include job
+-- @include bulk
 -- @include ready
 
 local clock_key, meta_key, payload_key = KEYS[1], KEYS[2], KEYS[3]
@@ -65,16 +66,27 @@ for j = 0, n_jobs - 1 do
 end
 
 local now = now_ms(clock_key)
+
+-- One HMGET finds the jobs that exist already; the new records, payloads and delayed entries
+-- are written with one HSET or ZADD per key for the whole batch.
+local ids = {}
+for j = 0, n_jobs - 1 do ids[j + 1] = ARGV[pos + 1 + 3 * j] end
+local existing = redis.call("HMGET", meta_key, unpack(ids))
 local reply, created = {STATUS.ok, 0}, 0
-local ready_ids, ready_priorities = {}, {}
+local ready_ids, ready_priorities, new_ids, new_jobs = {}, {}, {}, {}
+local payloads, delayed = {}, {}
 for j = 0, n_jobs - 1 do
   local base = pos + 1 + 3 * j
   local id = ARGV[base]
-  local existing = job_load(meta_key, id)
-  if existing then
-    reply[#reply + 1] = id
-    reply[#reply + 1] = STATUS.duplicate
-    reply[#reply + 1] = existing.state
+  local state
+  if new_jobs[id] then
+    state = new_jobs[id].state  -- the same id twice in one batch: the first one stands
+  elseif existing[j + 1] then
+    state = job_decode(existing[j + 1]).state
+  end
+  local n = #reply
+  if state then
+    reply[n + 1], reply[n + 2], reply[n + 3] = id, STATUS.duplicate, state
   else
     local o = options[tonumber(ARGV[base + 2])]
     local run_at = now + o.delay_ms
@@ -88,18 +100,26 @@ for j = 0, n_jobs - 1 do
     }
     if run_at > now then
       job.state = STATE.delayed
-      redis.call("ZADD", delayed_key, run_at, id)
+      delayed[#delayed + 1] = run_at
+      delayed[#delayed + 1] = id
     else
       ready_ids[#ready_ids + 1] = id
       ready_priorities[#ready_priorities + 1] = o.priority
     end
-    job_save(meta_key, id, job)
-    redis.call("HSET", payload_key, id, ARGV[base + 1])
+    new_jobs[id] = job
+    new_ids[#new_ids + 1] = id
+    payloads[#payloads + 1] = id
+    payloads[#payloads + 1] = ARGV[base + 1]
     created = created + 1
-    reply[#reply + 1] = id
-    reply[#reply + 1] = STATUS.ok
-    reply[#reply + 1] = job.state
+    reply[n + 1], reply[n + 2], reply[n + 3] = id, STATUS.ok, job.state
   end
+end
+jobs_save(meta_key, new_ids, new_jobs)
+for first, last in chunk_ranges(#payloads, 2) do
+  redis.call("HSET", payload_key, unpack(payloads, first, last))
+end
+for first, last in chunk_ranges(#delayed, 2) do
+  redis.call("ZADD", delayed_key, unpack(delayed, first, last))
 end
 ready_push(ready_key, seq_key, wake_key, ready_ids, ready_priorities)
 reply[2] = created
