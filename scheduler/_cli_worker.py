@@ -94,6 +94,12 @@ def add_worker_command(commands: Subparsers, common: argparse.ArgumentParser) ->
         "--concurrency", type=int, default=None, help="jobs at once per queue (default 4; 16 async)"
     )
     parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=None,
+        help="thread workers: jobs leased ahead of a free thread (default: = concurrency)",
+    )
+    parser.add_argument(
         "--lease-ms", type=int, default=None, help="lease per claim (default: the job's)"
     )
     parser.add_argument("--grace-s", type=float, default=30.0, help="on stop, time to finish")
@@ -186,6 +192,8 @@ def worker_options(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.concurrency is not None:
         options["concurrency"] = args.concurrency
+    if args.prefetch is not None:
+        options["prefetch"] = args.prefetch
     return options
 
 
@@ -199,6 +207,11 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.processes < 1:
         raise UsageError("--processes must be at least 1")
     async_app = is_async_app(app)
+    if args.prefetch is not None and (args.prefetch < 0 or async_app):
+        raise UsageError(
+            "--prefetch must be 0 or more, and applies to thread workers "
+            "(an async worker takes more jobs with a higher --concurrency)"
+        )
     if args.processes > 1:
         return run_supervised(args)
     if async_app:

@@ -196,6 +196,25 @@ def background(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Backgro
         process.kill()
 
 
+@pytest.mark.parametrize(
+    ("app", "prefetch"), [("cli_tasks:app", "-1"), ("cli_async_tasks:app", "10")]
+)
+def test_a_bad_prefetch_is_a_usage_error(
+    redis_url: str, background: Callable[..., Background], tmp_path: Path, app: str, prefetch: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler", "worker", app, "--prefetch", prefetch],
+        cwd=ROOT,
+        env=cli_env(redis_url, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--prefetch must be 0 or more, and applies to thread workers" in result.stderr
+
+
 def start_worker(background: Callable[..., Background], app: str, *args: str) -> Background:
     """A worker on the ``cli`` queue (short idle waits, so a stop is quick)."""
     return background("worker", app, "--queue", QUEUE, "--max-idle-s", "0.5", *args)
