@@ -1,6 +1,7 @@
 """Drain throughput of the worker runtimes: N no-op jobs, one worker process, each runtime.
 
-    .venv/bin/python -m benchmarks.drain [--jobs 20000] [--runs 3] [--redis-url URL]
+    .venv/bin/python -m benchmarks.drain [--jobs 20000] [--runs 3] [--json PATH] [--chart PNG]
+        [--redis-url URL]
 
 Each run enqueues N jobs (untimed, in batches of 1000) on a flushed database, then starts one
 worker in this process (the thread ``Worker`` with 8 threads, the ``AsyncWorker`` with 64
@@ -13,27 +14,22 @@ N jobs completed, none more than once. Medians over the runs; a throwaway redis-
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import statistics
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import redis
 import redis.asyncio
 
 from scheduler import Job, JobSpec, Queue, State
-from scheduler._local_redis import LocalRedis
 from scheduler.aio import AsyncQueue
 from scheduler.aio_worker import AsyncWorker
 from scheduler.worker import JobContext, Worker
 
-from .quick import environment
+from . import _common
 
 QUEUE = "drain"
 POLL_S = 0.02
@@ -118,47 +114,30 @@ def drain_asyncio(url: str, jobs: int) -> float:
     return asyncio.run(_drain_async(url, jobs))
 
 
-def run(url: str, jobs: int, runs: int) -> dict[str, Any]:
+def run(url: str, given_url: bool, jobs: int, runs: int) -> dict[str, Any]:
     """Every runtime ``runs`` times, alternating; the report with medians."""
-    results: dict[str, list[float]] = {
-        "threads (Worker, 8 threads)": [],
-        "asyncio (AsyncWorker, 64 tasks)": [],
-    }
+    results: dict[str, list[float]] = {"threads": [], "asyncio": []}
     for _ in range(runs):
-        results["threads (Worker, 8 threads)"].append(drain_threads(url, jobs))
-        results["asyncio (AsyncWorker, 64 tasks)"].append(drain_asyncio(url, jobs))
-    client = redis.Redis.from_url(url)
-    report = environment(client)
-    client.close()
-    report["settings"] = {"jobs": jobs, "runs": runs}
+        results["threads"].append(drain_threads(url, jobs))
+        results["asyncio"].append(drain_asyncio(url, jobs))
+    report = _common.new_report(
+        "drain", "drain, one worker in this process", url, given_url, {"jobs": jobs, "runs": runs}
+    )
     report["figures"] = {
-        name: {"median_jobs_per_s": statistics.median(rates), "runs": rates}
-        for name, rates in results.items()
+        "threads": _common.figure("threads (Worker, 8 threads)", "jobs/s", results["threads"]),
+        "asyncio": _common.figure("asyncio (AsyncWorker, 64 tasks)", "jobs/s", results["asyncio"]),
     }
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse the arguments, run, print a table, write JSON if asked; return the report."""
-    parser = argparse.ArgumentParser(prog="benchmarks.drain", description=__doc__)
+    parser = _common.parser("benchmarks.drain", __doc__)
     parser.add_argument("--jobs", type=int, default=20000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--redis-url", default=None)
-    parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args(argv)
-    if args.redis_url:
-        report = run(args.redis_url, args.jobs, args.runs)
-    else:
-        with LocalRedis() as server:
-            report = run(server.url, args.jobs, args.runs)
-    print(f"drain of {args.jobs} no-op jobs, one worker process, medians of {args.runs} runs")
-    print(f"Redis {report['redis_version']}, commit {report['commit'][:12]}, {report['date']}")
-    for name, figure in report["figures"].items():
-        runs = " ".join(f"{rate:,.0f}" for rate in figure["runs"])
-        print(f"  {name:34s} {figure['median_jobs_per_s']:>9,.0f} jobs/s   ({runs})")
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    with _common.redis_server(args.redis_url) as url:
+        report = run(url, bool(args.redis_url), args.jobs, args.runs)
+    return _common.finish(report, args, argv)
 
 
 if __name__ == "__main__":

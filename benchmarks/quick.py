@@ -3,7 +3,7 @@
 Run it from the repository root::
 
     .venv/bin/python -m benchmarks.quick [--jobs N] [--runs R] [--batch B]
-        [--payload-bytes P] [--json PATH] [--redis-url URL]
+        [--payload-bytes P] [--json PATH] [--chart PNG] [--redis-url URL]
 
 Without ``--redis-url`` it starts a throwaway ``redis-server`` on a free loopback port and stops
 it at the end. With ``--redis-url`` the database at that URL is FLUSHED before every measurement.
@@ -16,47 +16,27 @@ starts just before the first request and stops when the last reply has been rece
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import math
-import os
-import platform
-import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from redis.commands.core import Script
 
 from scheduler import JobSpec, Queue, State, Status
-from scheduler._local_redis import LocalRedis
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from . import _common
+from ._common import chunks, percentile, stopwatch
+from ._common import environment as environment  # re-exported: other benchmarks import it here
+
 QUEUE_NAME = "bench"
 NOOP_SCRIPT = "return 1"
 NOOP_KEY = "bench:{noop}"
 LIST_KEY = "bench:{list}"
 PIPELINE_BATCH = 100
 WARMUP_JOBS = 1000
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What one benchmark run measures, from the command line."""
-
-    jobs: int
-    runs: int
-    batch: int
-    payload_bytes: int
-    redis_url: str | None = None
-    json_path: str | None = None
 
 
 @dataclass
@@ -87,32 +67,9 @@ class Bench:
 Measure = Callable[[Bench, int], Timing]
 
 
-@contextmanager
-def stopwatch() -> Iterator[list[float]]:
-    """Yield a one-item list that holds the elapsed seconds once the block ends."""
-    elapsed = [0.0]
-    start = time.perf_counter()
-    try:
-        yield elapsed
-    finally:
-        elapsed[0] = time.perf_counter() - start
-
-
 def timed_calls(count: int, call: Callable[[], Any]) -> Timing:
     """Make ``count`` sequential calls; time the whole and each one."""
-    latencies: list[float] = []
-    clock = time.perf_counter
-    with stopwatch() as elapsed:
-        for _ in range(count):
-            before = clock()
-            call()
-            latencies.append(clock() - before)
-    return Timing(count, elapsed[0], latencies)
-
-
-def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    """``items`` cut into consecutive slices of at most ``size``."""
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    return Timing(count, *_common.timed_calls(count, call))
 
 
 # -- baselines: plain Redis, same server, same connection ------------------------------------
@@ -228,142 +185,61 @@ LATENCY_LABELS = {
 }
 
 
-# -- running, summarising, reporting ----------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The nearest-rank percentile of ``values`` (non-empty)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def run_all(bench: Bench, settings: Settings) -> dict[str, list[Timing]]:
+def run_all(bench: Bench, jobs: int, runs: int) -> dict[str, list[Timing]]:
     """One warm-up pass, then ``runs`` rounds of every measurement, each on a flushed db."""
-    warmup = min(settings.jobs, WARMUP_JOBS)
+    warmup = min(jobs, WARMUP_JOBS)
     for measure in MEASUREMENTS.values():
         bench.client.flushdb()
         measure(bench, warmup)
     timings: dict[str, list[Timing]] = {name: [] for name in MEASUREMENTS}
-    for _ in range(settings.runs):
+    for _ in range(runs):
         for name, measure in MEASUREMENTS.items():
             bench.client.flushdb()
-            timings[name].append(measure(bench, settings.jobs))
+            timings[name].append(measure(bench, jobs))
     bench.client.flushdb()
     return timings
 
 
-def figure(unit: str, runs: list[float]) -> dict[str, Any]:
-    """One reported figure: its unit, the median over runs, and every run."""
-    return {"unit": unit, "median": statistics.median(runs), "runs": runs}
-
-
-def summarise(timings: dict[str, list[Timing]]) -> dict[str, dict[str, Any]]:
+def summarise(timings: dict[str, list[Timing]], batch: int) -> dict[str, dict[str, Any]]:
     """Throughput and latency figures (medians over runs) and the enqueue/EVALSHA ratio."""
-    figures = {
-        name: figure(THROUGHPUT_LABELS[name][1], [t.rate for t in runs])
-        for name, runs in timings.items()
-    }
-    for name in LATENCY_LABELS:
+    figures = {}
+    for name, runs in timings.items():
+        label, unit = THROUGHPUT_LABELS[name]
+        label = label.replace("of B", f"of {batch}").replace("claim(B)", f"claim({batch})")
+        figures[name] = _common.figure(label, unit, [t.rate for t in runs])
+    for name, label in LATENCY_LABELS.items():
         for pct in (50, 99):
             per_run = [percentile(t.latencies_s, pct) * 1000 for t in timings[name]]
-            figures[f"{name}_p{pct}_ms"] = figure("ms", per_run)
+            figures[f"{name}_p{pct}_ms"] = _common.figure(f"{label}, p{pct}", "ms", per_run)
     ratios = [
         ours.rate / base.rate
         for ours, base in zip(timings["enqueue"], timings["noop_evalsha"], strict=True)
     ]
-    figures["enqueue_vs_noop_evalsha"] = figure("ratio", ratios)
+    figures["enqueue_vs_noop_evalsha"] = _common.figure(
+        "ratio: enqueue / no-op EVALSHA", "ratio", ratios
+    )
     return figures
 
 
-def git_commit() -> str:
-    """The repository's ``HEAD`` commit, or ``unknown``."""
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
-
-
-def environment(client: redis.Redis) -> dict[str, Any]:
-    """The Redis version, the machine and the commit this run measured."""
-    return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "redis_version": str(client.info("server")["redis_version"]),
-        "redis_py_version": redis.__version__,
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-        },
-    }
-
-
-def render(report: dict[str, Any]) -> str:
-    """The report as a readable table."""
-    s, m = report["settings"], report["machine"]
-    lines = [
-        f"scheduler quick benchmark, {report['date']}, commit {report['commit'][:12]}",
-        f"Redis {report['redis_version']}, redis-py {report['redis_py_version']}, "
-        f"Python {m['python']}, {m['cpu_count']} CPUs, {m['platform']}",
-        f"jobs={s['jobs']} runs={s['runs']} batch={s['batch']} "
-        f"payload={s['payload_bytes']} B; medians over runs",
-        "",
-        f"{'figure':<44}{'median':>12}  {'unit':<9}runs",
-    ]
-    labels = {name: label for name, (label, _) in THROUGHPUT_LABELS.items()}
-    for name, label in LATENCY_LABELS.items():
-        labels[f"{name}_p50_ms"] = f"{label}, p50"
-        labels[f"{name}_p99_ms"] = f"{label}, p99"
-    labels["enqueue_vs_noop_evalsha"] = "ratio: enqueue / no-op EVALSHA"
-    for name, label in labels.items():
-        fig = report["figures"][name]
-        fmt = "{:,.0f}" if fig["unit"].endswith("/s") else "{:.3f}"
-        runs = " ".join(fmt.format(v) for v in fig["runs"])
-        lines.append(f"{label:<44}{fmt.format(fig['median']):>12}  {fig['unit']:<9}{runs}")
-    return "\n".join(lines)
-
-
-def parse_args(argv: Sequence[str] | None) -> Settings:
-    """Read the command line into :class:`Settings`."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.quick", description=__doc__)
-    parser.add_argument("--jobs", type=int, default=20_000, help="jobs (and ops) per measurement")
-    parser.add_argument("--runs", type=int, default=3, help="rounds; figures are medians")
-    parser.add_argument("--batch", type=int, default=100, help="enqueue_many/claim batch size")
-    parser.add_argument("--payload-bytes", type=int, default=100, help="payload: bytes of size P")
-    parser.add_argument("--json", dest="json_path", help="write the report as JSON here")
-    parser.add_argument("--redis-url", help="use this Redis (its database is FLUSHED)")
-    args = parser.parse_args(argv)
-    if args.jobs < 1 or args.runs < 1 or not 1 <= args.batch <= 1000 or args.payload_bytes < 0:
-        parser.error("need jobs >= 1, runs >= 1, 1 <= batch <= 1000, payload-bytes >= 0")
-    return Settings(**vars(args))
-
-
-def benchmark(settings: Settings, url: str) -> dict[str, Any]:
+def benchmark(url: str, given_url: bool, args: Any) -> dict[str, Any]:
     """Run every measurement against the Redis at ``url`` and build the report."""
-    client = redis.Redis.from_url(url, socket_timeout=30)
+    settings = {
+        "jobs": args.jobs,
+        "runs": args.runs,
+        "batch": args.batch,
+        "payload_bytes": args.payload_bytes,
+    }
+    report = _common.new_report("quick", "scheduler quick benchmark", url, given_url, settings)
+    client = _common.connect(url)
     try:
         bench = Bench(
             client=client,
             queue=Queue(client, QUEUE_NAME),
             noop=client.register_script(NOOP_SCRIPT),
-            payload=b"x" * settings.payload_bytes,
-            batch=settings.batch,
+            payload=b"x" * args.payload_bytes,
+            batch=args.batch,
         )
-        report = environment(client)
-        report["settings"] = {
-            **{k: v for k, v in asdict(settings).items() if k not in ("json_path", "redis_url")},
-            "redis": "given by --redis-url" if settings.redis_url else "throwaway local server",
-        }
-        report["figures"] = summarise(run_all(bench, settings))
+        report["figures"] = summarise(run_all(bench, args.jobs, args.runs), args.batch)
         return report
     finally:
         client.close()
@@ -371,16 +247,16 @@ def benchmark(settings: Settings, url: str) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print its table, write its JSON if asked; return the report."""
-    settings = parse_args(argv)
-    if settings.redis_url:
-        report = benchmark(settings, settings.redis_url)
-    else:
-        with LocalRedis() as server:
-            report = benchmark(settings, server.url)
-    print(render(report))
-    if settings.json_path:
-        Path(settings.json_path).write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    parser = _common.parser("benchmarks.quick", __doc__)
+    parser.add_argument("--jobs", type=int, default=20_000, help="jobs (and ops) per measurement")
+    parser.add_argument("--batch", type=int, default=100, help="enqueue_many/claim batch size")
+    parser.add_argument("--payload-bytes", type=int, default=100, help="payload: bytes of size P")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.runs < 1 or not 1 <= args.batch <= 1000 or args.payload_bytes < 0:
+        parser.error("need jobs >= 1, runs >= 1, 1 <= batch <= 1000, payload-bytes >= 0")
+    with _common.redis_server(args.redis_url) as url:
+        report = benchmark(url, bool(args.redis_url), args)
+    return _common.finish(report, args, argv)
 
 
 if __name__ == "__main__":
