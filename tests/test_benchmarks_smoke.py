@@ -22,6 +22,7 @@ from benchmarks import (
     quick,
     report,
     scripts,
+    server_time,
     throughput,
 )
 
@@ -119,6 +120,14 @@ def test_the_latency_benchmark_reports_percentiles_per_runtime(redis_url: str) -
     for runtime in latency.RUNTIMES:
         for key in ("start_p50", "start_p99", "ack_p50", "ack_p99"):
             assert f"{runtime}_{key}_ms" in result["figures"]
+    assert_complete(result)
+
+
+def test_the_server_time_benchmark_reports_microseconds_per_job(redis_url: str) -> None:
+    result = server_time.main(
+        ["--jobs", "200", "--batch", "50", "--runs", "1", "--redis-url", redis_url]
+    )
+    assert set(result["figures"]) == set(server_time.LABELS)
     assert_complete(result)
 
 
