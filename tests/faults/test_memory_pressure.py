@@ -108,7 +108,7 @@ def check_outcome(outcome: Outcome) -> None:
     report = outcome.report
     assert report.problems() == [], report.problems()
     assert outcome.notes.endswith(
-        "refusals: [\"Redis is out of memory and refused the call: command not allowed when "
+        'refusals: ["Redis is out of memory and refused the call: command not allowed when '
         "used memory > 'maxmemory'. (queue 'faults')\"]"
     ), outcome.notes
     assert len(report.recovery_ms) == 2, "both abandoned leases were reaped and claimed again"
