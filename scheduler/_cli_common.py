@@ -12,9 +12,9 @@ import sys
 from enum import Enum
 from typing import Any
 
-import redis
-
+from . import connection
 from .client import DEFAULT_PREFIX, Queue
+from .connection import SyncClient
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_QUEUE = "default"
@@ -49,12 +49,13 @@ def setup_logging(level: int = logging.WARNING) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
 
 
-def connect(args: argparse.Namespace) -> redis.Redis:
-    """A client for ``--redis-url`` (bytes replies, bounded connect and read timeouts)."""
-    return redis.Redis.from_url(args.redis_url, socket_connect_timeout=5, socket_timeout=15)
+def connect(args: argparse.Namespace) -> SyncClient:
+    """A client for ``--redis-url`` (bytes replies, bounded connect and read timeouts); a URL
+    with ``?cluster=yes`` gives a Redis Cluster client (see :mod:`scheduler.connection`)."""
+    return connection.connect(args.redis_url, socket_connect_timeout=5, socket_timeout=15)
 
 
-def open_queue(args: argparse.Namespace, client: redis.Redis, name: str) -> Queue:
+def open_queue(args: argparse.Namespace, client: SyncClient, name: str) -> Queue:
     """The queue ``name`` under ``--prefix``."""
     return Queue(client, name, prefix=args.prefix)
 

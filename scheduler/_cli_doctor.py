@@ -14,6 +14,7 @@ import redis
 from ._cli_common import EXIT_ERROR, EXIT_OK, connect
 from ._scripts import all_scripts
 from ._server_checks import check_server
+from .connection import SyncClient
 
 Subparsers = Any  # argparse's _SubParsersAction, private in typeshed
 PINGS = 20
@@ -31,7 +32,7 @@ def add_doctor_command(commands: Subparsers, common: argparse.ArgumentParser) ->
     parser.set_defaults(run=run_doctor)
 
 
-def _config(client: redis.Redis, name: str) -> str:
+def _config(client: SyncClient, name: str) -> str:
     try:
         reply: dict[Any, Any] = client.config_get(name)
     except redis.ResponseError as exc:
@@ -40,7 +41,7 @@ def _config(client: redis.Redis, name: str) -> str:
     return "unknown" if value is None else str(value)
 
 
-def describe_persistence(client: redis.Redis) -> str:
+def describe_persistence(client: SyncClient) -> str:
     """AOF and RDB settings in words."""
     appendonly, save = _config(client, "appendonly"), _config(client, "save")
     if appendonly != "yes" and not save.strip():
@@ -49,7 +50,7 @@ def describe_persistence(client: redis.Redis) -> str:
     return f"appendonly {appendonly}, {rdb}"
 
 
-def load_scripts(client: redis.Redis) -> list[str]:
+def load_scripts(client: SyncClient) -> list[str]:
     """SCRIPT LOAD every script; the errors (empty when all load)."""
     errors = []
     for name, source in all_scripts().items():
@@ -60,7 +61,7 @@ def load_scripts(client: redis.Redis) -> list[str]:
     return errors
 
 
-def median_ping_ms(client: redis.Redis) -> float:
+def median_ping_ms(client: SyncClient) -> float:
     """The median round trip of ``PINGS`` PINGs, in ms."""
     samples = []
     for _ in range(PINGS):

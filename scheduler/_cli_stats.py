@@ -9,11 +9,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from ._cli_common import EXIT_OK, connect, open_queue, print_json
 from ._models import QueueStats
 from ._status import State
+from .connection import SyncClient
 
 Subparsers = Any  # argparse's _SubParsersAction, private in typeshed
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -44,7 +43,7 @@ def add_stats_command(commands: Subparsers, common: argparse.ArgumentParser) -> 
     parser.set_defaults(run=run_stats)
 
 
-def discover_queues(client: redis.Redis, prefix: str) -> list[str]:
+def discover_queues(client: SyncClient, prefix: str) -> list[str]:
     """The queues under ``prefix`` that have a ``meta`` hash, found with SCAN."""
     pattern = re.compile(re.escape(prefix) + r":\{(.+)\}:meta")
     match = prefix.replace("*", r"\*").replace("?", r"\?").replace("[", r"\[") + ":{*}:meta"
@@ -110,7 +109,7 @@ class StatsView:
     """Reads the stats of the queues asked for (or found) and remembers the last snapshot of
     each, for throughput."""
 
-    def __init__(self, args: argparse.Namespace, client: redis.Redis) -> None:
+    def __init__(self, args: argparse.Namespace, client: SyncClient) -> None:
         self.args = args
         self.client = client
         self.previous: dict[str, Snapshot] = {}
