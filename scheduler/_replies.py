@@ -27,6 +27,9 @@ from .errors import InvalidState, JobNotFound, LeaseLost, ScriptError
 
 _STATUS_BY_REPLY: dict[Any, Status] = {status.value.encode(): status for status in Status}
 """Each status as a script's reply carries it (bytes), for a lookup without decoding."""
+_STATE_BY_REPLY: dict[Any, State] = {state.value.encode(): state for state in State}
+"""Each state as a script's reply carries it (bytes)."""
+_OK_REPLY = Status.OK.value.encode()
 
 
 def text(value: Any) -> str:
@@ -69,8 +72,11 @@ class ReplyReader:
         """enqueue.lua: one :class:`Enqueued` per job, in order."""
         status_of(reply, "enqueue")
         items = reply[2:]
+        ok, states = _OK_REPLY, _STATE_BY_REPLY
         return [
-            Enqueued(text(items[i]), text(items[i + 1]) == Status.OK, State(text(items[i + 2])))
+            Enqueued(
+                text(items[i]), items[i + 1] == ok, states.get(items[i + 2]) or State(items[i + 2])
+            )
             for i in range(0, len(items), 3)
         ]
 
