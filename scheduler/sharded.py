@@ -153,6 +153,15 @@ class ShardRouter:
             next_ms=None if jobs or not nexts else min(nexts),
         )
 
+    def partition(
+        self, specs: Sequence[JobSpec], key: str | None
+    ) -> dict[int, list[tuple[int, JobSpec]]]:
+        """The specs of an enqueue_many by shard, each with its position in the call."""
+        parts: dict[int, list[tuple[int, JobSpec]]] = {}
+        for position, spec in enumerate(specs):
+            parts.setdefault(self.for_enqueue(spec.id, key), []).append((position, spec))
+        return parts
+
     @staticmethod
     def scatter(size: int, parts: dict[int, list[tuple[int, Any]]], answers: dict[int, list[T]]
                 ) -> list[T]:  # fmt: skip
@@ -265,10 +274,7 @@ class ShardedQueue(_Shards):
     def enqueue_many(self, specs: Sequence[JobSpec], *, key: str | None = None) -> list[Enqueued]:
         """Enqueue jobs, each on its shard (all on ``key``'s shard when given); atomic per
         shard only. Answers in the order given."""
-        parts: dict[int, list[tuple[int, JobSpec]]] = {}
-        for position, spec in enumerate(specs):
-            index = self.router.for_enqueue(spec.id, key)
-            parts.setdefault(index, []).append((position, spec))
+        parts = self.router.partition(specs, key)
         answers = {i: self.shards[i].enqueue_many([s for _, s in items])
                    for i, items in parts.items()}  # fmt: skip
         return ShardRouter.scatter(len(specs), parts, answers)
@@ -399,9 +405,7 @@ class AsyncShardedQueue(_Shards):
         self, specs: Sequence[JobSpec], *, key: str | None = None
     ) -> list[Enqueued]:
         """Enqueue jobs, each on its shard; see :meth:`ShardedQueue.enqueue_many`."""
-        parts: dict[int, list[tuple[int, JobSpec]]] = {}
-        for position, spec in enumerate(specs):
-            parts.setdefault(self.router.for_enqueue(spec.id, key), []).append((position, spec))
+        parts = self.router.partition(specs, key)
         answers = {i: await self.shards[i].enqueue_many([s for _, s in items])
                    for i, items in parts.items()}  # fmt: skip
         return ShardRouter.scatter(len(specs), parts, answers)
