@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,9 @@ from .connection import is_cluster
 
 SHARDED_WAIT_S = 0.2
 """On a cluster, the longest one wait on one shard's wake key lasts."""
+
+UNBLOCK_TRIES_S = 2.0
+"""How long :meth:`WakeWaiter.unblock` keeps trying to end a wait that has not blocked yet."""
 
 REDIRECT_PAUSE_S = 0.05
 """The pause after a redirection, so a slot being migrated does not make the worker spin."""
@@ -83,6 +87,8 @@ class WakeWaiter:
         self._conn: redis.Redis | None = None
         self._node: Any = None  # the cluster node the connection is on
         self._conn_id: int | None = None
+        self._blocking = False  # a BLPOP is on its way or in progress
+        self._ended = False  # unblock() was called: no wait starts any more
         self._pause = threading.Event()  # never set: an interruptible sleep
 
     def _connection(self, key: str) -> redis.Redis:
@@ -119,7 +125,15 @@ class WakeWaiter:
         keys, timeout = self._rotation.take(timeout)
         try:
             conn = self._connection(keys[0])
-            conn.blpop(keys, timeout=max(timeout, 0.01))
+            with self._lock:
+                if self._ended:
+                    return
+                self._blocking = True
+            try:
+                conn.blpop(keys, timeout=max(timeout, 0.01))
+            finally:
+                with self._lock:
+                    self._blocking = False
         except Redirected:
             self._drop()
             self._pause.wait(min(timeout, REDIRECT_PAUSE_S))
@@ -128,15 +142,26 @@ class WakeWaiter:
             raise
 
     def unblock(self) -> None:
-        """End a wait in progress at once (``CLIENT UNBLOCK`` on the waiting connection's node)."""
-        with self._lock:
-            conn_id, node = self._conn_id, self._node
-        if conn_id is None:
-            return
-        if node is None:
-            self.client.client_unblock(conn_id)
-        else:
-            self.client.execute_command("CLIENT UNBLOCK", conn_id, target_nodes=node)
+        """End a wait in progress at once, and any later one before it starts (``CLIENT
+        UNBLOCK`` on the waiting connection's node). A BLPOP sent but not yet blocking on the
+        server is not unblocked by that, so it is tried again until the wait ends (for at most
+        :data:`UNBLOCK_TRIES_S`)."""
+        deadline = time.monotonic() + UNBLOCK_TRIES_S
+        while True:
+            with self._lock:
+                self._ended = True
+                conn_id, node, blocking = self._conn_id, self._node, self._blocking
+            if conn_id is None or not blocking:
+                return
+            if node is None:
+                unblocked = self.client.client_unblock(conn_id)
+            else:
+                unblocked = self.client.execute_command(
+                    "CLIENT UNBLOCK", conn_id, target_nodes=node
+                )
+            if unblocked or time.monotonic() >= deadline:
+                return
+            self._pause.wait(0.01)
 
     def close(self) -> None:
         """Close the waiting connection."""
