@@ -216,6 +216,41 @@ def thread_workers(
             raise AssertionError("a worker did not stop within 30 s")
 
 
+def load_with_faults(
+    client: redis.Redis,
+    writer: HistoryWriter,
+    size: int,
+    *,
+    lease_ms: int,
+    interval_s: float,
+    effect_s: float,
+    faults: int,
+    inject: Callable[[], None],
+) -> RecordingQueue:
+    """A recorded steady load: a producer enqueues ``size`` jobs every ``interval_s``, two
+    thread workers run them and a reaper runs beside them; ``inject()`` is called ``faults``
+    times, at even steps of the progress. Returns once every job is done (one of the workers'
+    queues, to read the outcome with)."""
+    workers = [recording_queue(client, writer, f"worker-{n}") for n in (1, 2)]
+    with (
+        Reaper(recording_queue(client, writer, "reaper")),
+        Producer(
+            recording_queue(client, writer, "producer"),
+            size,
+            job_options(lease_ms),
+            interval_s=interval_s,
+        ) as producer,
+        thread_workers(workers, effect_s=effect_s, concurrency=4, lease_ms=lease_ms),
+    ):
+        for n in range(faults):
+            step = (n + 1) * size // (faults + 1)
+            wait_for(lambda step=step: completed_count(workers[0]) >= step, 60, f"{step} done")  # type: ignore[misc]
+            inject()
+        wait_for(producer.done, 60, "the producer")
+        wait_for(lambda: completed_count(workers[0]) >= size, 60, "every job done")
+    return workers[0]
+
+
 def spawn_agent(url: str, folder: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
     """Start ``python -m tests.faults.agent`` (a recorded worker process) as ``name``."""
     command = [

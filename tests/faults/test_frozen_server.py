@@ -21,16 +21,10 @@ from tests.faults.harness import (
     REAP_INTERVAL_S,
     SLOW,
     Outcome,
-    Producer,
-    Reaper,
     client_for,
-    completed_count,
     finish,
-    job_options,
-    recording_queue,
+    load_with_faults,
     run_folder,
-    thread_workers,
-    wait_for,
 )
 from tests.faults.history import HistoryWriter
 
@@ -63,25 +57,18 @@ def scenario(size: int) -> Outcome:
     with LocalRedis() as server, run_folder("freeze") as folder:
         writer = HistoryWriter(folder, "test")
         client = client_for(server.url, socket_timeout=CLIENT_TIMEOUT_S)
-        workers = [recording_queue(client, writer, f"worker-{n}") for n in (1, 2)]
-        with (
-            Reaper(recording_queue(client, writer, "reaper")),
-            Producer(
-                recording_queue(client, writer, "producer"),
-                size,
-                job_options(LEASE_MS),
-                interval_s=0.003,
-            ) as producer,
-            thread_workers(workers, effect_s=0.005, concurrency=4, lease_ms=LEASE_MS),
-        ):
-            for n in range(freezes):
-                step = (n + 1) * size // (freezes + 1)
-                wait_for(lambda step=step: completed_count(workers[0]) >= step, 60, f"{step} done")  # type: ignore[misc]
-                freeze(server, writer)
-            wait_for(producer.done, 60, "the producer")
-            wait_for(lambda: completed_count(workers[0]) >= size, 60, "every job done")
+        queue = load_with_faults(
+            client,
+            writer,
+            size,
+            lease_ms=LEASE_MS,
+            interval_s=0.003,
+            effect_s=0.005,
+            faults=freezes,
+            inject=lambda: freeze(server, writer),
+        )
         bound_ms = LEASE_MS + REAP_INTERVAL_S * 1000
-        report = finish("Redis frozen (SIGSTOP) past the timeout", folder, workers[0], bound_ms)
+        report = finish("Redis frozen (SIGSTOP) past the timeout", folder, queue, bound_ms)
         client.close()
     return Outcome(report, COMMAND, notes=f"{freezes} freeze(s) of {FREEZE_S} s")
 

@@ -17,16 +17,10 @@ from tests.faults.harness import (
     REAP_INTERVAL_S,
     SLOW,
     Outcome,
-    Producer,
-    Reaper,
     client_for,
-    completed_count,
     finish,
-    job_options,
-    recording_queue,
+    load_with_faults,
     run_folder,
-    thread_workers,
-    wait_for,
 )
 from tests.faults.history import HistoryWriter, read_history
 
@@ -45,26 +39,23 @@ def scenario(size: int) -> Outcome:
     with server, run_folder("restart") as folder:
         writer = HistoryWriter(folder, "test")
         client = client_for(server.url, socket_timeout=1.0)
-        workers = [recording_queue(client, writer, f"worker-{n}") for n in (1, 2)]
-        with (
-            Reaper(recording_queue(client, writer, "reaper")),
-            Producer(
-                recording_queue(client, writer, "producer"),
-                size,
-                job_options(LEASE_MS),
-                interval_s=0.002,
-            ) as producer,
-            thread_workers(workers, effect_s=0.002, concurrency=4, lease_ms=LEASE_MS),
-        ):
-            for n in range(restarts):
-                step = (n + 1) * size // (restarts + 1)
-                wait_for(lambda step=step: completed_count(workers[0]) >= step, 60, f"{step} done")  # type: ignore[misc]
-                writer.write("test", "fault", "restart")
-                server.crash_and_restart()
-            wait_for(producer.done, 60, "the producer")
-            wait_for(lambda: completed_count(workers[0]) >= size, 60, "every job done")
+
+        def restart() -> None:
+            writer.write("test", "fault", "restart")
+            server.crash_and_restart()
+
+        queue = load_with_faults(
+            client,
+            writer,
+            size,
+            lease_ms=LEASE_MS,
+            interval_s=0.002,
+            effect_s=0.002,
+            faults=restarts,
+            inject=restart,
+        )
         bound_ms = LEASE_MS + REAP_INTERVAL_S * 1000
-        report = finish("Redis killed (SIGKILL), restarted from AOF", folder, workers[0], bound_ms)
+        report = finish("Redis killed (SIGKILL), restarted from AOF", folder, queue, bound_ms)
         client.close()
         records = read_history(folder)
         last = max(r.t for r in records if r.kind == "fault" and r.op == "restart")
