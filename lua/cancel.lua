@@ -26,6 +26,7 @@ Invariants: a cancelled job is in no other structure and is never claimed.
 -- @include status
 -- @include args
 -- @include now
+-- @include bulk
 -- @include job
 -- @include finish_job
 -- @include delete_jobs

@@ -42,8 +42,8 @@ jobs at most once.
 -- @include status
 -- @include args
 -- @include now
--- @include job
 -- @include bulk
+-- @include job
 -- @include ready
 -- @include lease
 -- @include finish_job

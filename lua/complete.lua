@@ -31,9 +31,10 @@ lease; a late completion from a paused or partitioned worker changes nothing.
 -- @include status
 -- @include args
 -- @include now
--- @include job
 -- @include bulk
+-- @include job
 -- @include lease
+-- @include finish_job
 -- @include delete_jobs
 -- @include trim_finished
 
@@ -58,7 +59,7 @@ local now = now_ms(clock_key)
 local ids = {}
 for i = 0, n - 1 do ids[i + 1] = ARGV[4 + 3 * i] end
 local jobs = jobs_load(meta_key, ids)
-local reply, done, results, removed, finished = {STATUS.ok}, {}, {}, {}, {}
+local reply, done, results, finished = {STATUS.ok}, {}, {}, {}
 for i = 0, n - 1 do
   local id, token = ARGV[4 + 3 * i], ARGV[5 + 3 * i]
   local job = jobs[id]
@@ -67,11 +68,8 @@ for i = 0, n - 1 do
     status = STATUS.not_found
   elseif lease_current(job, token, now) then
     job.outcome = OUTCOME.completed
-    job.state = STATE.completed
-    job.deadline_ms = 0
-    job.finished_ms = now
+    mark_finished(job, STATE.completed, now)
     done[#done + 1] = id
-    removed[#removed + 1] = id
     local r = #results
     results[r + 1], results[r + 2] = id, ARGV[6 + 3 * i]
     local f = #finished
@@ -86,8 +84,8 @@ for i = 0, n - 1 do
 end
 if #done > 0 then
   jobs_save(meta_key, done, jobs)
-  for first, last in chunk_ranges(#removed, 1) do
-    redis.call("ZREM", active_key, unpack(removed, first, last))
+  for first, last in chunk_ranges(#done, 1) do
+    redis.call("ZREM", active_key, unpack(done, first, last))
   end
   for first, last in chunk_ranges(#results, 2) do
     redis.call("HSET", result_key, unpack(results, first, last))

@@ -29,8 +29,8 @@ as long as its record is kept (the deduplication window is the job's retention).
 -- @include status
 -- @include args
 -- @include now
--- @include job
 -- @include bulk
+-- @include job
 -- @include ready
 
 local clock_key, meta_key, payload_key = KEYS[1], KEYS[2], KEYS[3]

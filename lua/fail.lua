@@ -40,6 +40,7 @@ only when the failure is marked non-retryable; attempts never exceed max_attempt
 -- @include status
 -- @include args
 -- @include now
+-- @include bulk
 -- @include job
 -- @include ready
 -- @include lease

@@ -24,6 +24,7 @@ job record's deadline_ms.
 -- @include status
 -- @include args
 -- @include now
+-- @include bulk
 -- @include job
 -- @include lease
 

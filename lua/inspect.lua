@@ -17,6 +17,7 @@ Reply:  {STATUS.ok, now_ms, {value of each JOB_FIELDS entry, in order}, payload,
 -- @include status
 -- @include args
 -- @include now
+-- @include bulk
 -- @include job
 
 local clock_key, meta_key, payload_key, result_key, error_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]

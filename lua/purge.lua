@@ -25,6 +25,7 @@ Invariants: a purged job leaves no trace: record, payload, result, error and set
 --]]
 -- @include status
 -- @include args
+-- @include bulk
 -- @include job
 -- @include delete_jobs
 

@@ -37,6 +37,7 @@ attempt >= max_attempts; every step is bounded by limit.
 -- @include status
 -- @include args
 -- @include now
+-- @include bulk
 -- @include job
 -- @include ready
 -- @include finish_job

@@ -29,6 +29,7 @@ Invariants: only the current lease can hand a job back; a released job is in rea
 -- @include status
 -- @include args
 -- @include now
+-- @include bulk
 -- @include job
 -- @include ready
 -- @include lease

@@ -22,6 +22,7 @@ Invariants: only dead jobs move; each moves from the dead ZSET to the ready ZSET
 -- @include status
 -- @include args
 -- @include now
+-- @include bulk
 -- @include job
 -- @include ready
 

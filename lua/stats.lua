@@ -26,6 +26,7 @@ use), each in O(log n). oldest_waiting_ms is when that job entered the ready ZSE
 -- @include status
 -- @include args
 -- @include now
+-- @include bulk
 -- @include job
 -- @include ready
 

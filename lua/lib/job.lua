@@ -82,16 +82,15 @@ local function jobs_load(meta_key, ids)
   return jobs
 end
 
--- Save the records of `ids` (each id once) from `jobs` (id -> job) in one HSET per 500 jobs.
+-- Save the records of `ids` (each id once) from `jobs` (id -> job) in as few HSETs as
+-- chunk_ranges allows. Needs bulk.lua.
 local function jobs_save(meta_key, ids, jobs)
   local args = {}
   for _, id in ipairs(ids) do
     args[#args + 1] = id
     args[#args + 1] = job_encode(jobs[id])
-    if #args >= 1000 then
-      redis.call("HSET", meta_key, unpack(args))
-      args = {}
-    end
   end
-  if #args > 0 then redis.call("HSET", meta_key, unpack(args)) end
+  for first, last in chunk_ranges(#args, 2) do
+    redis.call("HSET", meta_key, unpack(args, first, last))
+  end
 end

@@ -21,7 +21,7 @@ local function wake_workers(wake_key, n)
 end
 
 -- Push the jobs in `ids` (already saved as waiting) in order; one INCRBY for the whole batch,
--- or none when `front` (a hand-back: seq 0).
+-- or none when `front` (a hand-back: seq 0). Needs bulk.lua.
 local function ready_push(ready_key, seq_key, wake_key, ids, priorities, front)
   local n = #ids
   if n == 0 then return end
@@ -33,11 +33,9 @@ local function ready_push(ready_key, seq_key, wake_key, ids, priorities, front)
     if not front then seq = last - n + i end
     args[#args + 1] = ready_score(priorities[i], seq)
     args[#args + 1] = ids[i]
-    if #args >= 512 then  -- unpack() is bounded by the Lua stack: flush in chunks
-      redis.call("ZADD", ready_key, unpack(args))
-      args = {}
-    end
   end
-  if #args > 0 then redis.call("ZADD", ready_key, unpack(args)) end
+  for first, last_arg in chunk_ranges(#args, 2) do
+    redis.call("ZADD", ready_key, unpack(args, first, last_arg))
+  end
   wake_workers(wake_key, n)
 end

@@ -18,6 +18,7 @@ from scheduler import (
     Job,
     JobNotFound,
     JobOptions,
+    JobSpec,
     LeaseLost,
     Outcome,
     PayloadError,
@@ -403,3 +404,14 @@ def test_the_script_refuses_a_bad_item_count(
 
     assert reply == [b"bad_arg", b"n"]
     assert db_snapshot() == before
+
+
+def test_a_full_batch_of_1000_is_claimed_and_completed_in_one_call_each(q: Queue) -> None:
+    q.enqueue_many([JobSpec(i, f"job-{i}") for i in range(1000)])
+    claimed = q.claim("worker-a", count=1000)
+    assert len(claimed.jobs) == 1000
+    assert q.stats().counts[State.ACTIVE] == 1000
+    statuses = q.complete_many([(job, job.payload * 2) for job in claimed.jobs])
+    assert [s.status for s in statuses] == [Status.OK] * 1000
+    assert q.stats().counts[State.COMPLETED] == 1000
+    assert q.inspect("job-999").result == 1998
