@@ -13,6 +13,7 @@ from typing import Any
 from scheduler import Job, Queue
 from scheduler.sharded import ShardedQueue
 from scheduler.worker import JobContext, Worker
+from tests.worker_threads import workers_in_threads
 
 
 class History:
@@ -60,18 +61,8 @@ def running_workers(
 ) -> Iterator[list[Worker]]:
     """One thread ``Worker`` per queue given, running the history's handler; stopped (and
     joined, bounded) on leaving the block."""
-    workers = [Worker(q, history.handler, **options) for q in queues]
-    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
-    for thread in threads:
-        thread.start()
-    try:
+    with workers_in_threads([Worker(q, history.handler, **options) for q in queues]) as workers:
         yield workers
-    finally:
-        for worker in workers:
-            worker.stop()
-        for thread in threads:
-            thread.join(30)
-            assert not thread.is_alive(), "a worker did not stop"
 
 
 class Producer:

@@ -31,6 +31,7 @@ from scheduler.worker import Worker
 from tests.faults.checker import FinalJob, Report, check
 from tests.faults.history import HistoryWriter, read_history
 from tests.faults.recorder import RecordingHandler, RecordingQueue
+from tests.worker_threads import workers_in_threads
 
 QUEUE = "faults"
 REAP_INTERVAL_S = 1.0
@@ -202,18 +203,8 @@ def thread_workers(
                grace_s=5, max_idle_s=1, **options)
         for q in queues
     ]  # fmt: skip
-    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
-    for thread in threads:
-        thread.start()
-    try:
-        yield workers
-    finally:
-        for worker in workers:
-            worker.stop()
-        for thread in threads:
-            thread.join(30)
-        if any(thread.is_alive() for thread in threads):
-            raise AssertionError("a worker did not stop within 30 s")
+    with workers_in_threads(workers) as running:
+        yield running
 
 
 def load_with_faults(
