@@ -8,7 +8,7 @@ and complete, fail and heartbeat a lease token.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from redis.exceptions import OutOfMemoryError
@@ -28,8 +28,15 @@ from ._models import (
     Reaped,
     Retention,
 )
-from ._ops import DEFAULT_MAINTENANCE, Call, LeaseRef, QueueOps
-from ._scripts import all_scripts
+from ._ops import (
+    DEFAULT_MAINTENANCE,
+    DEFAULT_MAX_CALL_BYTES,
+    DEFAULT_REAP_LIMIT,
+    Batch,
+    Call,
+    LeaseRef,
+    QueueOps,
+)
 from ._status import State
 from .connection import SyncClient, connection_kwargs
 from .errors import ConfigError, ServerFull
@@ -45,6 +52,7 @@ def build_ops(
     defaults: JobOptions | None,
     retention: Retention | None,
     max_payload_bytes: int,
+    max_call_bytes: int = DEFAULT_MAX_CALL_BYTES,
 ) -> QueueOps:
     """The pure core for one queue, with its settings checked."""
     return QueueOps(
@@ -52,6 +60,7 @@ def build_ops(
         defaults=defaults or JobOptions(),
         retention=retention or Retention(),
         max_payload_bytes=max_payload_bytes,
+        max_call_bytes=max_call_bytes,
     )
 
 
@@ -67,10 +76,10 @@ def server_full(exc: OutOfMemoryError, queue: str) -> ServerFull:
     return ServerFull(f"Redis is out of memory and refused the call: {exc}", queue=queue)
 
 
-def register_scripts(client: Any) -> dict[str, Any]:
-    """Every script registered on ``client`` (sync or asyncio): each call sends EVALSHA and
-    reloads the script after ``NOSCRIPT``."""
-    return {name: client.register_script(src.text) for name, src in all_scripts().items()}
+def register_scripts(client: Any, ops: QueueOps) -> dict[str, Any]:
+    """Every script of ``ops``'s build registered on ``client`` (sync or asyncio): each call
+    sends EVALSHA and reloads the script after ``NOSCRIPT``."""
+    return {name: client.register_script(src.text) for name, src in ops.scripts.items()}
 
 
 class Queue:
@@ -85,6 +94,9 @@ class Queue:
         defaults: options for jobs enqueued without their own.
         retention: count limits on finished records.
         max_payload_bytes: size cap for one encoded payload or result.
+        max_call_bytes: byte budget of one script call (payloads enqueued, results completed,
+            payloads one claim returns): a larger batch goes in several calls, so no call
+            holds Redis, single-threaded, for long (default 4 MiB).
     """
 
     def __init__(
@@ -96,12 +108,13 @@ class Queue:
         defaults: JobOptions | None = None,
         retention: Retention | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_call_bytes: int = DEFAULT_MAX_CALL_BYTES,
     ) -> None:
         check_client(client)
-        self.ops = build_ops(name, prefix, defaults, retention, max_payload_bytes)
+        self.ops = build_ops(name, prefix, defaults, retention, max_payload_bytes, max_call_bytes)
         self.name = name
         self.client = client
-        self._scripts = register_scripts(client)
+        self._scripts = register_scripts(client, self.ops)
 
     def _run(self, call: Call[T]) -> T:
         try:
@@ -109,6 +122,12 @@ class Queue:
         except OutOfMemoryError as exc:
             raise server_full(exc, self.name) from exc
         return call.parse(reply)
+
+    def _run_batch(self, batch: Batch[T]) -> list[T]:
+        answers: list[T] = []
+        for call in batch.calls:
+            answers.extend(self._run(call))
+        return answers
 
     def enqueue(
         self, payload: Any, *, id: str | None = None, options: JobOptions | None = None
@@ -119,7 +138,7 @@ class Queue:
 
     def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """Enqueue up to 1000 jobs in one atomic call."""
-        return self._run(self.ops.enqueue_many(specs))
+        return self._run_batch(self.ops.enqueue_many(specs))
 
     def claim(
         self,
@@ -149,7 +168,7 @@ class Queue:
 
     def complete_many(self, items: Sequence[tuple[LeaseRef, Any]]) -> list[ItemStatus]:
         """Complete many leased jobs, each ``(lease, result)``; a status per item, no raise."""
-        return self._run(self.ops.complete_many(items))
+        return self._run_batch(self.ops.complete_many(items))
 
     def fail(
         self, lease: LeaseRef, error: str, *, retryable: bool = True, delay_ms: int | None = None
@@ -157,16 +176,27 @@ class Queue:
         """Fail a leased job's attempt; see :meth:`QueueOps.fail`."""
         return self._run(self.ops.fail(lease, error, retryable=retryable, delay_ms=delay_ms))
 
-    def heartbeat(self, leases: Sequence[LeaseRef], *, lease_ms: int | None = None) -> Heartbeat:
-        """Extend many leases in one call; the answer lists the ids whose lease is lost."""
-        return self._run(self.ops.heartbeat(leases, lease_ms=lease_ms))
+    def heartbeat(
+        self,
+        leases: Sequence[LeaseRef],
+        *,
+        lease_ms: int | None = None,
+        started: Mapping[str, int] | None = None,
+    ) -> Heartbeat:
+        """Extend many leases in one call; the answer lists the ids whose lease is lost.
+        ``started`` maps the token of each lease whose handler began to how many ms ago."""
+        return self._run(self.ops.heartbeat(leases, lease_ms=lease_ms, started=started))
 
-    def release(self, leases: Sequence[LeaseRef]) -> list[ItemStatus]:
+    def release(
+        self, leases: Sequence[LeaseRef], *, started: Mapping[str, int] | None = None
+    ) -> list[ItemStatus]:
         """Hand back leases this worker will not finish (say, on shutdown): each job waits
-        again at the front of its priority, its attempt given back. A status per item."""
-        return self._run(self.ops.release(leases))
+        again at the front of its priority. ``started`` maps the token of each lease whose
+        handler began to how many ms ago: those keep their attempt counted (dead on the last
+        one); the others get it back. A status per item."""
+        return self._run(self.ops.release(leases, started=started))
 
-    def reap(self, *, limit: int = 1000) -> Reaped:
+    def reap(self, *, limit: int = DEFAULT_REAP_LIMIT) -> Reaped:
         """Promote due delayed jobs, expire leases and trim old records, bounded by ``limit``."""
         return self._run(self.ops.reap(limit=limit))
 
@@ -174,15 +204,27 @@ class Queue:
         """Cancel a waiting or delayed job (False if it was cancelled already)."""
         return self._run(self.ops.cancel(job_id))
 
-    def requeue(self, ids: Sequence[str] = (), *, limit: int = 100) -> list[ItemStatus]:
-        """Move dead jobs back to waiting with fresh attempts: ``ids``, or the oldest ``limit``."""
-        return self._run(self.ops.requeue(ids, limit=limit))
+    def requeue(
+        self, ids: Sequence[str] = (), *, limit: int = 100, request_id: str | None = None
+    ) -> list[ItemStatus]:
+        """Move dead jobs back to waiting with fresh attempts: ``ids``, or the ``limit``
+        soonest to expire. A repeat with the same ``request_id`` (made for you if you give
+        none) answers as the first call did and changes nothing."""
+        return self._run(self.ops.requeue(ids, limit=limit, request_id=request_id))
 
     def purge(
-        self, state: State | str, ids: Sequence[str] = (), *, limit: int = 100
+        self,
+        state: State | str,
+        ids: Sequence[str] = (),
+        *,
+        limit: int = 100,
+        request_id: str | None = None,
     ) -> list[ItemStatus]:
-        """Delete finished jobs of ``state`` for good: ``ids``, or the oldest ``limit``."""
-        return self._run(self.ops.purge(state, ids, limit=limit))
+        """Delete finished jobs of ``state`` for good: ``ids``, or the ``limit`` soonest to
+        expire; safe to repeat with the same ``request_id``, as :meth:`requeue`."""
+        return self._run(
+            self.ops.purge(state, ids, limit=limit, request_id=request_id)
+        )
 
     def inspect(self, job_id: str) -> JobInfo:
         """Everything known about one job. Raises :class:`JobNotFound`."""

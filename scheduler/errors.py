@@ -8,7 +8,8 @@
     │   ├── JobNotFound            no job with that id (never enqueued, or trimmed)
     │   ├── DuplicateJob           a job with that id exists already
     │   ├── InvalidState           the job is in a state the call does not apply to; ``state``
-    │   └── LeaseLost              the lease token is not the job's current, unexpired lease
+    │   ├── LeaseLost              the lease token is not the job's current, unexpired lease
+    │   └── RecordUnreadable       the job's record is of a newer version, or corrupt; ``record``
     ├── ScriptError                a script replied with something the client did not expect
     └── ServerFull                 Redis is at maxmemory and refuses new jobs (also a redis-py
                                    ``OutOfMemoryError``, so existing handlers of it still work)
@@ -19,6 +20,8 @@ safe to repeat.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from redis.exceptions import OutOfMemoryError
 
@@ -70,6 +73,16 @@ class LeaseLost(JobError):
     The job may have been reaped and handed to another worker. The caller must not commit any
     side effect for it: whatever it was doing is now another worker's to do.
     """
+
+
+class RecordUnreadable(JobError):
+    """The job's record is one this version of the package cannot read: written by a newer
+    version (left untouched for it) or corrupt (moved to the queue's quarantine). Nothing was
+    changed. ``record`` holds what is stored, when the call read it (``Queue.inspect``)."""
+
+    def __init__(self, message: str, *, queue: str, job_id: str, record: Any = None) -> None:
+        super().__init__(message, queue=queue, job_id=job_id)
+        self.record = record
 
 
 class ScriptError(SchedulerError):
