@@ -45,25 +45,42 @@ local function plan_seq(plan)
   return plan.seq + plan.seq_used
 end
 
-local function apply_fates(entry_key, entry, add_command, remove_command, score_first)
-  local adds, removes = {}, {}
+-- The members of one entry by fate: those to remove, and those to set, flat as the command
+-- takes them (score before member for ZADD, field before value for HSET).
+local function split_fates(entry, score_first)
+  local sets, removes = {}, {}
   for _, member in ipairs(entry.members) do
     local fate = entry.fates[member]
     if fate == false then
       removes[#removes + 1] = member
     elseif score_first then
-      adds[#adds + 1] = fate
-      adds[#adds + 1] = member
+      sets[#sets + 1] = fate
+      sets[#sets + 1] = member
     else
-      adds[#adds + 1] = member
-      adds[#adds + 1] = fate
+      sets[#sets + 1] = member
+      sets[#sets + 1] = fate
     end
   end
+  return sets, removes
+end
+
+local function apply_hash(hash_key, entry)
+  local sets, removes = split_fates(entry, false)
   for first, last in chunk_ranges(#removes, 1) do
-    redis.call(remove_command, entry_key, unpack(removes, first, last))
+    redis.call("HDEL", hash_key, unpack(removes, first, last))
   end
-  for first, last in chunk_ranges(#adds, 2) do
-    redis.call(add_command, entry_key, unpack(adds, first, last))
+  for first, last in chunk_ranges(#sets, 2) do
+    redis.call("HSET", hash_key, unpack(sets, first, last))
+  end
+end
+
+local function apply_zset(set_key, entry)
+  local sets, removes = split_fates(entry, true)
+  for first, last in chunk_ranges(#removes, 1) do
+    redis.call("ZREM", set_key, unpack(removes, first, last))
+  end
+  for first, last in chunk_ranges(#sets, 2) do
+    redis.call("ZADD", set_key, unpack(sets, first, last))
   end
 end
 
@@ -81,11 +98,7 @@ end
 
 -- plan_apply: every planned write, then the FIFO counter and the wake tokens.
 local function plan_apply(plan)
-  for _, hash_key in ipairs(plan.hashes) do
-    apply_fates(hash_key, plan.hashes[hash_key], "HSET", "HDEL", false)
-  end
-  for _, set_key in ipairs(plan.zsets) do
-    apply_fates(set_key, plan.zsets[set_key], "ZADD", "ZREM", true)
-  end
+  for _, hash_key in ipairs(plan.hashes) do apply_hash(hash_key, plan.hashes[hash_key]) end
+  for _, set_key in ipairs(plan.zsets) do apply_zset(set_key, plan.zsets[set_key]) end
   apply_signals(plan, plan.keys.seq, plan.keys.wake)
 end
