@@ -43,6 +43,7 @@ Invariants: a purged job leaves no trace: record, payload, result, error and set
 -- @include ready
 -- @include plan
 -- @include records
+-- @include moves
 -- @include trim
 -- @include requests
 
@@ -71,6 +72,12 @@ for i = 5, #ARGV do
 end
 
 local now = now_ms()
+local K = {
+  meta = meta_key, payload = payload_key, completed = completed_key, dead = dead_key,
+  cancelled = cancelled_key, stubs = stubs_key, result = result_key, error = error_key,
+  requests = requests_key, request_exp = request_exp_key, quarantine = quarantine_key,
+  unreadable = unreadable_key,
+}
 local previous = redis.call("HGET", requests_key, request_id)
 if previous then
   local reply = {STATUS.duplicate, 0}
@@ -82,12 +89,6 @@ if previous then
   return reply
 end
 
-local K = {
-  meta = meta_key, payload = payload_key, completed = completed_key, dead = dead_key,
-  cancelled = cancelled_key, stubs = stubs_key, result = result_key, error = error_key,
-  requests = requests_key, request_exp = request_exp_key, quarantine = quarantine_key,
-  unreadable = unreadable_key,
-}
 local from_set = #ids == 0
 if from_set then ids = redis.call("ZRANGE", set_key, 0, limit - 1) end
 local jobs, unread = jobs_read(meta_key, ids)

@@ -58,6 +58,11 @@ for i = 4, #ARGV do
 end
 
 local now = now_ms()
+local K = {
+  meta = meta_key, ready = ready_key, dead = dead_key, error = error_key, seq = seq_key,
+  wake = wake_key, requests = requests_key, request_exp = request_exp_key,
+  quarantine = quarantine_key, unreadable = unreadable_key,
+}
 local previous = redis.call("HGET", requests_key, request_id)
 if previous then
   local reply = {STATUS.duplicate, 0}
@@ -69,11 +74,6 @@ if previous then
   return reply
 end
 
-local K = {
-  meta = meta_key, ready = ready_key, dead = dead_key, error = error_key, seq = seq_key,
-  wake = wake_key, requests = requests_key, request_exp = request_exp_key,
-  quarantine = quarantine_key, unreadable = unreadable_key,
-}
 local from_set = #ids == 0
 if from_set then ids = redis.call("ZRANGE", dead_key, 0, limit - 1) end
 local jobs, unread = jobs_read(meta_key, ids)

@@ -21,9 +21,9 @@ Reply:  {STATUS.ok, now_ms,
          oldest_waiting_ms,   when the longest-waiting ready job became ready (0 = none)
          {id, worker, attempt, deadline_ms, leased_ms, started_ms, ...},   active jobs, 6 values
            each (started_ms 0: leased, its handler not begun or not reported yet)
-         {running, stubs, quarantined, unreadable}}: active jobs whose handler began; stubs
-           kept for the repeat window; corrupt records in quarantine; records of a newer version
-           met in the last 10 minutes (left untouched)
+         {running, stubs, quarantined, newer}}: active jobs whose handler began; stubs kept
+           for the repeat window; corrupt records in quarantine; records of a newer version met
+           in the last 10 minutes (left untouched)
         {STATUS.bad_arg, name}
 
 The longest-waiting job is the first job of one of the priority bands of the ready ZSET (after

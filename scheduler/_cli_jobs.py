@@ -117,7 +117,8 @@ def run_enqueue(args: argparse.Namespace) -> int:
         print_json(enqueued)
     else:
         word = "created" if enqueued.created else "exists already"
-        print(f"{enqueued.id} {word} ({enqueued.state.value})")
+        state = enqueued.state.value if enqueued.state else "a record this version cannot read"
+        print(f"{enqueued.id} {word} ({state})")
     return EXIT_OK
 
 

@@ -26,7 +26,14 @@ from ._models import (
     Reaped,
     Retention,
 )
-from ._ops import DEFAULT_MAINTENANCE, DEFAULT_MAX_CALL_BYTES, DEFAULT_REAP_LIMIT, Batch, Call, LeaseRef
+from ._ops import (
+    DEFAULT_MAINTENANCE,
+    DEFAULT_MAX_CALL_BYTES,
+    DEFAULT_REAP_LIMIT,
+    Batch,
+    Call,
+    LeaseRef,
+)
 from ._status import State
 from .client import DEFAULT_PREFIX, build_ops, check_client, register_scripts, server_full
 from .connection import AsyncClient
@@ -65,7 +72,8 @@ class AsyncQueue:
     async def _run_batch(self, batch: Batch[T]) -> list[T]:
         answers: list[T] = []
         for call in batch.calls:
-            answers.extend(await self._run(call))
+            part: list[T] = await self._run(call)
+            answers.extend(part)
         return answers
 
     async def enqueue(

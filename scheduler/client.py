@@ -126,7 +126,8 @@ class Queue:
     def _run_batch(self, batch: Batch[T]) -> list[T]:
         answers: list[T] = []
         for call in batch.calls:
-            answers.extend(self._run(call))
+            part: list[T] = self._run(call)
+            answers.extend(part)
         return answers
 
     def enqueue(

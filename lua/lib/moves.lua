@@ -63,3 +63,17 @@ local function finish(plan, id, job, state)
   plan_zset(plan, state_set(plan, state), id, plan.now + keep)
   job_save(plan, id, job)
 end
+
+-- set_aside: a record found in the ZSET `set_key` that this code cannot read. A corrupt one
+-- leaves that set for the quarantine (scored by when), its reason in the error hash; trimming
+-- never touches the quarantine. A newer one is left where it is, untouched, and noted in the
+-- unreadable ZSET (scored by when this code last met it), which stats counts.
+local function set_aside(plan, id, why, set_key, where)
+  if why == UNREADABLE.corrupt then
+    plan_zset(plan, set_key, id, nil)
+    plan_zset(plan, plan.keys.quarantine, id, plan.now)
+    plan_hash(plan, plan.keys.error, id, "quarantined: a corrupt record, found " .. where)
+  else
+    plan_zset(plan, plan.keys.unreadable, id, plan.now)
+  end
+end

@@ -1,4 +1,4 @@
--- Reading job records, and setting aside the ones this code cannot read.
+-- Reading job records (the ones this code cannot read are set aside: lib/moves.lua).
 
 local UNREADABLE_MEMORY_MS = 600000  -- how long stats counts a newer record this code met
 
@@ -18,18 +18,4 @@ local function jobs_read(meta_key, ids)
     end
   end
   return jobs, unread
-end
-
--- set_aside: a record found in the ZSET `set_key` that this code cannot read. A corrupt one
--- leaves that set for the quarantine (scored by when), its reason in the error hash; trimming
--- never touches the quarantine. A newer one is left where it is, untouched, and noted in the
--- unreadable ZSET (scored by when this code last met it), which stats counts.
-local function set_aside(plan, id, why, set_key, where)
-  if why == UNREADABLE.corrupt then
-    plan_zset(plan, set_key, id, nil)
-    plan_zset(plan, plan.keys.quarantine, id, plan.now)
-    plan_hash(plan, plan.keys.error, id, "quarantined: a corrupt record, found " .. where)
-  else
-    plan_zset(plan, plan.keys.unreadable, id, plan.now)
-  end
 end
