@@ -59,24 +59,27 @@ local extra = {
 }
 
 local oldest = 0
-local function consider(ids)
+local function consider(ids, first_only)
   local jobs = jobs_read(meta_key, ids)
   for _, id in ipairs(ids) do
     local job = jobs[id]
     if job and (oldest == 0 or job.ready_ms < oldest) then oldest = job.ready_ms end
+    if job and first_only then return end
   end
 end
 
 -- Within a band, jobs wait in the order they became ready, except handed-back jobs (seq 0),
--- which stand first: look at up to 16 of those, then at the first job after them.
+-- which stand first: look at up to 16 of those, then at the first readable job after them
+-- (of the next 4: a record of a newer version at the head is passed over).
 local band_start = "-inf"
 for _ = 1, 64 do
   local head = redis.call("ZRANGEBYSCORE", ready_key, band_start, "+inf", "WITHSCORES", "LIMIT", 0, 1)
   if #head == 0 then break end
   local band_first = math.floor(tonumber(head[2]) / SEQ_SPAN) * SEQ_SPAN
   local band_next = band_first + SEQ_SPAN
-  consider(redis.call("ZRANGEBYSCORE", ready_key, band_first, band_first, "LIMIT", 0, 16))
-  consider(redis.call("ZRANGEBYSCORE", ready_key, band_first + 1, band_next - 1, "LIMIT", 0, 1))
+  consider(redis.call("ZRANGEBYSCORE", ready_key, band_first, band_first, "LIMIT", 0, 16), false)
+  consider(redis.call("ZRANGEBYSCORE", ready_key, band_first + 1, band_next - 1, "LIMIT", 0, 4),
+    true)
   band_start = band_next
 end
 

@@ -121,9 +121,10 @@ local READERS = {read_v1, read_v2}
 -- UNREADABLE.corrupt (too short, too long, an unknown state or outcome code: no version can read
 -- it; the caller quarantines it). Never raises.
 local function job_decode(raw)
-  if type(raw) ~= "string" or #raw < 2 then return nil, UNREADABLE.corrupt end
+  if type(raw) ~= "string" or #raw == 0 then return nil, UNREADABLE.corrupt end
   local version = string.byte(raw, 1)
   if version > JOB_VERSION then return nil, UNREADABLE.newer end
+  if #raw < 2 then return nil, UNREADABLE.corrupt end
   local reader = READERS[version]
   if version == JOB_VERSION then
     local flags = string.byte(raw, 2)

@@ -19,6 +19,7 @@ from tests.integration.helpers import (
     PER_JOB_HASHES,
     Snapshot,
     move_clock,
+    run_script,
     seed_every_state,
     without_requests,
 )
@@ -212,3 +213,23 @@ def test_the_unreachable_queue_does_fail_when_it_sends(unreachable_queue: Queue)
     """The control for :func:`test_refused_calls_send_nothing`: a valid call does reach out."""
     with pytest.raises(redis.ConnectionError):
         unreachable_queue.purge(State.DEAD)
+
+
+# -- a repeated call -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", FINISHED)
+def test_a_repeated_purge_by_limit_deletes_nothing_more(
+    r: redis.Redis, q: Queue, state: State
+) -> None:
+    """Item 13 of the hardening issue: the repeat of a purge of "the first N" (redis-py resends
+    a call whose reply was lost) answers as the first call did and deletes nothing more."""
+    for n in range(4):
+        make_finished(q, state, f"job-{n}")
+    call = q.ops.purge(state, limit=2)
+
+    first = call.parse(run_script(r, q, "purge", list(call.args)))
+    again = call.parse(run_script(r, q, "purge", list(call.args)))
+
+    assert len(first) == 2 and again == first
+    assert q.stats().counts[state] == 2
