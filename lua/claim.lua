@@ -13,7 +13,7 @@ KEYS[2]  payload      (HASH)    job id -> payload bytes
 KEYS[3]  ready        (ZSET)    waiting job ids by priority, then FIFO
 KEYS[4]  delayed      (ZSET)    delayed job ids by run-at time
 KEYS[5]  active       (ZSET)    leased job ids by lease deadline
-KEYS[6]  running      (ZSET)    leased job ids whose handler began, by when it began
+KEYS[6]  running      (ZSET)    leased job ids whose handler began, by lease deadline
 KEYS[7]  dead         (ZSET)    dead job ids by record expiry
 KEYS[8]  error        (HASH)    job id -> last error text
 KEYS[9]  seq          (STRING)  FIFO counter

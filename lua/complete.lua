@@ -8,7 +8,7 @@ the results of one call within its byte budget (Queue(max_call_bytes=...)).
 KEYS[1]  meta         (HASH)  job id -> job record
 KEYS[2]  payload      (HASH)  job id -> payload bytes (deleted when the record is trimmed)
 KEYS[3]  active       (ZSET)  leased job ids by lease deadline
-KEYS[4]  running      (ZSET)  leased job ids whose handler began
+KEYS[4]  running      (ZSET)  leased job ids whose handler began, by lease deadline
 KEYS[5]  completed    (ZSET)  completed job ids by record expiry
 KEYS[6]  result       (HASH)  job id -> result bytes (opaque msgpack)
 KEYS[7]  error        (HASH)  job id -> last error text (deleted when the record is trimmed)

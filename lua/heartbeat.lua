@@ -9,7 +9,7 @@ Runs under OOM (allow-oom): losing leases because the server is full would only 
 
 KEYS[1] meta     (HASH)  job id -> job record
 KEYS[2] active   (ZSET)  leased job ids by lease deadline
-KEYS[3] running  (ZSET)  leased job ids whose handler began, by when it began
+KEYS[3] running  (ZSET)  leased job ids whose handler began, by lease deadline
 
 ARGV[1] lease_ms  new lease length from now; 0 = each job's own lease_ms (0..MAX_MS)
 ARGV[2] n         number of items (1..MAX_BATCH)
@@ -21,8 +21,8 @@ Reply:  {STATUS.ok, now_ms, {lost id, ...}, {deadline_1, ..., deadline_n}}: dead
           gone or its record is one this code cannot read); a lost lease is never revived
         {STATUS.bad_arg, name}; nothing is written
 
-Invariants: only a current, unexpired lease is extended; the active ZSET score always equals the
-job record's deadline_ms; a job is in the running set only while active and started.
+Invariants: only a current, unexpired lease is extended; the active ZSET score (and the running
+ZSET score of a started job) always equals the job record's deadline_ms.
 --]]
 -- @include status
 -- @include args
@@ -59,10 +59,7 @@ for i = 0, n - 1 do
   if lease_current(job, token, now) then
     local lease = lease_override
     if lease == 0 then lease = job.lease_ms end
-    mark_started(plan, id, job, tonumber(ARGV[5 + 3 * i]))
-    job.deadline_ms = now + lease
-    plan_zset(plan, active_key, id, job.deadline_ms)
-    plan_hash(plan, meta_key, id, job_encode(job))
+    extend_lease(plan, id, job, now + lease, tonumber(ARGV[5 + 3 * i]))
     deadlines[i + 1] = job.deadline_ms
   else
     lost[#lost + 1] = id

@@ -1,7 +1,8 @@
 #!lua flags=allow-oom
 --[[
 reap: the periodic maintenance of a queue, bounded per call. Promotes due delayed jobs, ends
-expired leases (back to waiting, or to the dead letters once attempts are used up), trims
+expired leases (back to waiting, or to the dead letters once attempts are used up), drops
+running-set entries whose lease is over, trims
 finished records past their retention or over their count, deletes stubs whose repeat window
 has ended, forgets old request records, and forgets newer-version records not met for
 UNREADABLE_MEMORY_MS. Workers run it about once a second, so recovery does not depend on claims.
@@ -13,7 +14,7 @@ KEYS[2]  payload      (HASH)    job id -> payload bytes
 KEYS[3]  ready        (ZSET)    waiting job ids by priority, then FIFO
 KEYS[4]  delayed      (ZSET)    delayed job ids by run-at time
 KEYS[5]  active       (ZSET)    leased job ids by lease deadline
-KEYS[6]  running      (ZSET)    leased job ids whose handler began
+KEYS[6]  running      (ZSET)    leased job ids whose handler began, by lease deadline
 KEYS[7]  completed    (ZSET)    completed job ids by record expiry
 KEYS[8]  dead         (ZSET)    dead job ids by record expiry
 KEYS[9]  cancelled    (ZSET)    cancelled job ids by record expiry
@@ -90,7 +91,13 @@ local promoted = promote_due(moves, delayed_key, limit)
 local requeued, dead = expire_leases(moves, active_key, limit)
 plan_apply(moves)
 
--- Stage 2: trim, forget.
+-- Stage 2: the running set's entries past their deadline (left by expired leases, or by an
+-- older version of this code).
+local tidy = plan_new(K, now)
+tidy_running(tidy, running_key, limit)
+plan_apply(tidy)
+
+-- Stage 3: trim, forget.
 local trim = plan_new(K, now)
 local trimmed = 0
 for _, pair in ipairs({{completed_key, max_completed}, {dead_key, max_dead},

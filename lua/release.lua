@@ -12,7 +12,7 @@ Runs under OOM (allow-oom): it only moves jobs.
 KEYS[1] meta     (HASH)    job id -> job record
 KEYS[2] ready    (ZSET)    waiting job ids by priority, then FIFO
 KEYS[3] active   (ZSET)    leased job ids by lease deadline
-KEYS[4] running  (ZSET)    leased job ids whose handler began
+KEYS[4] running  (ZSET)    leased job ids whose handler began, by lease deadline
 KEYS[5] dead     (ZSET)    dead job ids by record expiry
 KEYS[6] error    (HASH)    job id -> last error text
 KEYS[7] seq      (STRING)  FIFO counter

@@ -6,7 +6,7 @@ KEYS[1]  meta        (HASH)  job id -> job record
 KEYS[2]  ready       (ZSET)  waiting job ids by priority, then FIFO
 KEYS[3]  delayed     (ZSET)  delayed job ids by run-at time
 KEYS[4]  active      (ZSET)  leased job ids by lease deadline
-KEYS[5]  running     (ZSET)  leased job ids whose handler began
+KEYS[5]  running     (ZSET)  leased job ids whose handler began, by lease deadline
 KEYS[6]  completed   (ZSET)  completed job ids by record expiry
 KEYS[7]  dead        (ZSET)  dead job ids by record expiry
 KEYS[8]  cancelled   (ZSET)  cancelled job ids by record expiry

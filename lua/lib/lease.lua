@@ -14,11 +14,39 @@ local function lease_current(job, token, now)
   return job ~= nil and job.state == STATE.active and job.token == token and now < job.deadline_ms
 end
 
+-- The running set holds the active jobs whose handler began, scored like the active set by
+-- their lease deadline, so stats can tell running jobs from leased ones waiting in a worker.
 -- mark_started: the worker reports that the lease's handler began `ago_ms` ago (-1: it has
 -- not). The first report sets started_ms (never before the lease began) and puts the job in
 -- the running set, which end_lease empties; later reports change nothing.
 local function mark_started(plan, id, job, ago_ms)
   if ago_ms < 0 or job.started_ms > 0 then return end
   job.started_ms = math.max(job.leased_ms, plan.now - ago_ms, 1)
-  plan_zset(plan, plan.keys.running, id, job.started_ms)
+  plan_zset(plan, plan.keys.running, id, job.deadline_ms)
+end
+
+-- extend_lease: a heartbeat of a current lease: its new deadline, in the active set and, for a
+-- job whose handler began, in the running set; and the start the worker reports, if any.
+local function extend_lease(plan, id, job, deadline, ago_ms)
+  job.deadline_ms = deadline
+  plan_zset(plan, plan.keys.active, id, deadline)
+  if job.started_ms > 0 then plan_zset(plan, plan.keys.running, id, deadline) end
+  mark_started(plan, id, job, ago_ms)
+  plan_hash(plan, plan.keys.meta, id, job_encode(job))
+end
+
+-- tidy_running: up to `limit` running entries whose lease deadline has passed. A job still
+-- leased and started (its lease was extended) gets its current deadline; any other entry is
+-- dropped: one left behind by an older version of this code, which did not know the set, or
+-- by a lease that ended without this code (a record restored from a backup, say).
+local function tidy_running(plan, running_key, limit)
+  local due = redis.call("ZRANGEBYSCORE", running_key, "-inf", plan.now, "LIMIT", 0, limit)
+  local jobs = jobs_read(plan.keys.meta, due)
+  for _, id in ipairs(due) do
+    local job = jobs[id]
+    local keep = job ~= nil and job.state == STATE.active and job.started_ms > 0
+      and job.deadline_ms > plan.now
+    plan_zset(plan, running_key, id, keep and job.deadline_ms or nil)
+  end
+  return #due
 end

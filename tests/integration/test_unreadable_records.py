@@ -356,3 +356,27 @@ def test_every_script_works_on_records_of_an_earlier_version(
     assert stats.counts[State.COMPLETED] == 2 and stats.quarantined == 0
     every_job_in_one_set(r, q)
     assert locations(r, q, "job-completed") >= {"meta", "completed"}
+
+
+def test_a_running_entry_left_behind_by_an_older_version_is_dropped_by_the_reaper(
+    r: redis.Redis, q: Queue
+) -> None:
+    """A rollback during a lease: this version marked the job running, then a worker of
+    version 2 (which knows no running set) rewrote the record and ended the lease. The entry
+    it left is dropped once its deadline has passed."""
+    q.enqueue("x", id="x", options=JobOptions(lease_ms=1_000))
+    lease = q.claim("w").jobs[0]
+    q.heartbeat([lease], started={lease.token: 0})
+    v2_record = bytes.fromhex(FIXTURES["v2"]["job-completed"]["record"])
+    plant(r, q, "x", v2_record)
+    r.zrem(q.ops.keys.key("active"), "x")
+    r.zadd(q.ops.keys.key("completed"), {"x": T0 + 86_400_000})
+    assert q.stats().running == 1  # the entry version 2 left
+
+    move_clock(r, 999)
+    q.reap()
+    assert q.stats().running == 1  # its lease's deadline has not passed yet
+    move_clock(r, 1)
+    q.reap()
+    assert q.stats().running == 0
+    every_job_in_one_set(r, q)
