@@ -77,7 +77,7 @@ for i = 0, n - 1 do
   elseif not job then
     status = STATUS.not_found
   elseif lease_current(job, token, now) then
-    mark_started(plan, id, job, tonumber(ARGV[4 + 3 * i]))
+    note_started(job, tonumber(ARGV[4 + 3 * i]), now)  -- the lease ends here: no running entry
     if job.started_ms == 0 then
       job.attempt = job.attempt - 1
       end_lease(plan, id, job, OUTCOME.returned, STATE.waiting)

@@ -16,13 +16,20 @@ end
 
 -- The running set holds the active jobs whose handler began, scored like the active set by
 -- their lease deadline, so stats can tell running jobs from leased ones waiting in a worker.
--- mark_started: the worker reports that the lease's handler began `ago_ms` ago (-1: it has
--- not). The first report sets started_ms (never before the lease began) and puts the job in
--- the running set, which end_lease empties; later reports change nothing.
+-- note_started: the worker reports that the lease's handler began `ago_ms` ago (-1: it has
+-- not). The first report sets started_ms (never before the lease began); later reports change
+-- nothing. True when this report is the first.
+local function note_started(job, ago_ms, now)
+  if ago_ms < 0 or job.started_ms > 0 then return false end
+  job.started_ms = math.max(job.leased_ms, now - ago_ms, 1)
+  return true
+end
+
+-- mark_started: note_started, and the job joins the running set (which end_lease empties).
 local function mark_started(plan, id, job, ago_ms)
-  if ago_ms < 0 or job.started_ms > 0 then return end
-  job.started_ms = math.max(job.leased_ms, plan.now - ago_ms, 1)
-  plan_zset(plan, plan.keys.running, id, job.deadline_ms)
+  if note_started(job, ago_ms, plan.now) then
+    plan_zset(plan, plan.keys.running, id, job.deadline_ms)
+  end
 end
 
 -- extend_lease: a heartbeat of a current lease: its new deadline, in the active set and, for a

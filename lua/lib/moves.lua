@@ -16,7 +16,8 @@ local function job_save(plan, id, job)
 end
 
 local function leave_set(plan, id, job)
-  if job.state ~= nil then plan_zset(plan, state_set(plan, job.state), id, nil) end
+  local state = job.state
+  if state ~= nil then plan_zset(plan, plan.keys[SET_OF_STATE[state]], id, nil) end
 end
 
 -- to_waiting: into the ready set, behind every job that became ready before it; a hand-back

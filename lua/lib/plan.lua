@@ -4,34 +4,49 @@
 -- so no script ever stops half-way with a job in no set. A script with stages (claim: first
 -- the maintenance, then the leases) applies one plan per stage, each decided before it writes.
 --
--- Each member of a ZSET and each field of a HASH has one fate in a plan, the last one planned:
--- a score or a value, or removal (false). So a job leaving a set and entering it again in one
--- plan (a lease extended, a job promoted and leased) is one ZADD, never a ZADD undone by a ZREM.
+-- For each key, plan_apply sends the removals (ZREM, HDEL) before the sets (ZADD, HSET), and
+-- the sets in the order planned. So a member removed and then set again in one plan ends set
+-- (a job leaving a set and coming back to it), and of two sets of one member the later wins;
+-- a member set and then removed would end set: no script plans that (lib/lease.lua keeps a
+-- handed-back job out of the running set rather than adding it there first).
 -- `keys` maps key part names to the script's keys (a table of *_key locals, bound from KEYS).
 local function plan_new(keys, now)
   return {keys = keys, now = now, zsets = {}, hashes = {}, seq = nil, seq_used = 0, wake = 0}
 end
 
-local function plan_fate(store, key, member, fate)
+local function plan_entry(store, key)
   if key == nil then error("a script planned a write to a key it does not take") end
   local entry = store[key]
   if entry == nil then
-    entry = {members = {}, fates = {}}
+    entry = {sets = {}, removes = {}}
     store[#store + 1] = key
     store[key] = entry
   end
-  if entry.fates[member] == nil then entry.members[#entry.members + 1] = member end
-  entry.fates[member] = fate
+  return entry
 end
 
 -- plan_zset: `member` of the ZSET `set_key` gets `score`, or is removed when score is nil.
 local function plan_zset(plan, set_key, member, score)
-  plan_fate(plan.zsets, set_key, member, score or false)
+  local entry = plan.zsets[set_key] or plan_entry(plan.zsets, set_key)
+  if score == nil then
+    entry.removes[#entry.removes + 1] = member
+  else
+    local sets = entry.sets
+    sets[#sets + 1] = score
+    sets[#sets + 1] = member
+  end
 end
 
 -- plan_hash: `field` of the HASH `hash_key` gets `value`, or is deleted when value is nil.
 local function plan_hash(plan, hash_key, field, value)
-  plan_fate(plan.hashes, hash_key, field, value or false)
+  local entry = plan.hashes[hash_key] or plan_entry(plan.hashes, hash_key)
+  if value == nil then
+    entry.removes[#entry.removes + 1] = field
+  else
+    local sets = entry.sets
+    sets[#sets + 1] = field
+    sets[#sets + 1] = value
+  end
 end
 
 local function read_counter(seq_key)
@@ -45,27 +60,8 @@ local function plan_seq(plan)
   return plan.seq + plan.seq_used
 end
 
--- The members of one entry by fate: those to remove, and those to set, flat as the command
--- takes them (score before member for ZADD, field before value for HSET).
-local function split_fates(entry, score_first)
-  local sets, removes = {}, {}
-  for _, member in ipairs(entry.members) do
-    local fate = entry.fates[member]
-    if fate == false then
-      removes[#removes + 1] = member
-    elseif score_first then
-      sets[#sets + 1] = fate
-      sets[#sets + 1] = member
-    else
-      sets[#sets + 1] = member
-      sets[#sets + 1] = fate
-    end
-  end
-  return sets, removes
-end
-
 local function apply_hash(hash_key, entry)
-  local sets, removes = split_fates(entry, false)
+  local removes, sets = entry.removes, entry.sets
   for first, last in chunk_ranges(#removes, 1) do
     redis.call("HDEL", hash_key, unpack(removes, first, last))
   end
@@ -75,7 +71,7 @@ local function apply_hash(hash_key, entry)
 end
 
 local function apply_zset(set_key, entry)
-  local sets, removes = split_fates(entry, true)
+  local removes, sets = entry.removes, entry.sets
   for first, last in chunk_ranges(#removes, 1) do
     redis.call("ZREM", set_key, unpack(removes, first, last))
   end
