@@ -139,6 +139,8 @@ def test_the_memory_benchmark_reports_bytes_per_job(redis_url: str) -> None:
         "job_overhead_bytes",
         "list_bytes",
         "list_overhead_bytes",
+        "stub_bytes",
+        "request_bytes_per_job",
     }
     assert_complete(result)
 
