@@ -39,7 +39,8 @@ Reply:  {STATUS.ok, now_ms, id_1, payload_1, attempt_1, token_1, deadline_1, ...
           lease deadline), 0 when there is none: an idle worker may wait until then
         {STATUS.duplicate, now_ms, ...jobs...} when claim_id was seen within the repeat window:
           the jobs that claim leased and still hold that lease; nothing new is leased
-        {STATUS.bad_arg, name}; nothing is written
+        {STATUS.bad_arg, name}; nothing is written (also "claim_id" for an id a requeue or
+          purge used within the window)
 
 Invariants: each leased job moves from ready to active in this call, with attempt + 1 (never
 above max_attempts), a fresh token and a deadline from the server's clock; a claim id leases
@@ -91,7 +92,8 @@ local K = {
 }
 
 -- A repeated claim (a retry after a lost reply) answers with what the first one leased.
-local previous = redis.call("HGET", requests_key, claim_id)
+local previous = recall_request(requests_key, claim_id, "claim")
+if previous == false then return {STATUS.bad_arg, "claim_id"} end
 if previous then
   local ids, tokens = {}, {}
   for id, token in string.gmatch(previous, "([^ ,]+) ([^ ,]+)") do
@@ -166,7 +168,7 @@ for i, id in ipairs(head) do
     record[#record + 1] = id .. " " .. job.token
   end
 end
-if #leased > 0 then remember_request(plan, claim_id, table.concat(record, ","), window_ms) end
+if #leased > 0 then remember_request(plan, claim_id, "claim", table.concat(record, ","), window_ms) end
 plan_apply(plan)
 if #leased == 0 then return {STATUS.empty, now, next_event_ms()} end
 

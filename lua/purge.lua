@@ -31,7 +31,8 @@ Reply:  {STATUS.ok, purged, id_1, status_1, ...}: status_i is ok (deleted), not_
           (the job is not in that state; nothing about it changed) or unreadable (a record this
           code cannot read; unchanged)
         {STATUS.duplicate, purged, id_1, status_1, ...}: the first call's answer
-        {STATUS.bad_arg, name}; nothing is written
+        {STATUS.bad_arg, name}; nothing is written (also "request_id" for an id another kind
+          of call used within the window)
 
 Invariants: a purged job leaves no trace: record, payload, result, error and set entry go.
 --]]
@@ -78,7 +79,8 @@ local K = {
   requests = requests_key, request_exp = request_exp_key, quarantine = quarantine_key,
   unreadable = unreadable_key,
 }
-local previous = redis.call("HGET", requests_key, request_id)
+local previous = recall_request(requests_key, request_id, "purge")
+if previous == false then return {STATUS.bad_arg, "request_id"} end
 if previous then
   local reply = {STATUS.duplicate, 0}
   for id, status in string.gmatch(previous, "([^ ,]+) ([^ ,]+)") do
@@ -117,7 +119,7 @@ for _, id in ipairs(ids) do
   reply[#reply + 1] = status
   record[#record + 1] = id .. " " .. status
 end
-remember_request(plan, request_id, table.concat(record, ","), window_ms)
+remember_request(plan, request_id, "purge", table.concat(record, ","), window_ms)
 plan_apply(plan)
 reply[2] = purged
 return reply

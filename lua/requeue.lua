@@ -25,7 +25,8 @@ Reply:  {STATUS.ok, requeued, id_1, status_1, ...}: status_i is ok (waiting now)
           record, or only the stub of a trimmed one), bad_state (the job is not dead; nothing
           about it changed) or unreadable (a record this code cannot read; unchanged)
         {STATUS.duplicate, requeued, id_1, status_1, ...}: the first call's answer
-        {STATUS.bad_arg, name}; nothing is written
+        {STATUS.bad_arg, name}; nothing is written (also "request_id" for an id another kind
+          of call used within the window)
 
 Invariants: only dead jobs move; each moves from the dead ZSET to the ready ZSET.
 --]]
@@ -63,7 +64,8 @@ local K = {
   wake = wake_key, requests = requests_key, request_exp = request_exp_key,
   quarantine = quarantine_key, unreadable = unreadable_key,
 }
-local previous = redis.call("HGET", requests_key, request_id)
+local previous = recall_request(requests_key, request_id, "requeue")
+if previous == false then return {STATUS.bad_arg, "request_id"} end
 if previous then
   local reply = {STATUS.duplicate, 0}
   for id, status in string.gmatch(previous, "([^ ,]+) ([^ ,]+)") do
@@ -100,7 +102,7 @@ for _, id in ipairs(ids) do
   reply[#reply + 1] = status
   record[#record + 1] = id .. " " .. status
 end
-remember_request(plan, request_id, table.concat(record, ","), window_ms)
+remember_request(plan, request_id, "requeue", table.concat(record, ","), window_ms)
 plan_apply(plan)
 reply[2] = moved
 return reply

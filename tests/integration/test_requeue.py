@@ -21,6 +21,7 @@ from scheduler import (
     Outcome,
     Queue,
     Retention,
+    ScriptError,
     State,
     Status,
     ValidationError,
@@ -220,3 +221,15 @@ def test_a_request_id_is_forgotten_after_the_repeat_window(
     q.reap()
     assert not r.hexists(q.ops.keys.key("requests"), "r-1")
     assert q.requeue(limit=5, request_id="r-1") == []
+
+
+def test_a_request_id_used_by_another_kind_of_call_is_refused(q: Queue) -> None:
+    make_dead(q, "a")
+    q.enqueue("x", id="b")
+    q.claim("w", claim_id="shared-id")
+    with pytest.raises(ScriptError, match="request_id"):
+        q.requeue(limit=5, request_id="shared-id")
+    assert q.inspect("a").state is State.DEAD
+    q.requeue(limit=5, request_id="other-id")
+    with pytest.raises(ScriptError, match="claim_id"):
+        q.claim("w", claim_id="other-id")
