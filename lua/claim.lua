@@ -35,8 +35,9 @@ ARGV[7] window_ms     the repeat window: how long the claim id is remembered (1.
 
 Reply:  {STATUS.ok, now_ms, id_1, payload_1, attempt_1, token_1, deadline_1, ...}
         {STATUS.empty, now_ms, next_ms} when no job could be leased; next_ms is the earliest time
-          something may become claimable (the first delayed job's run-at time or the first
-          lease deadline), 0 when there is none: an idle worker may wait until then
+          after now at which something may become claimable (the first delayed job's run-at
+          time or the first lease deadline still ahead), 0 when there is none: an idle worker
+          may wait until then
         {STATUS.duplicate, now_ms, ...jobs...} when claim_id was seen within the repeat window:
           the jobs that claim leased and still hold that lease; nothing new is leased
         {STATUS.bad_arg, name}; nothing is written (also "claim_id" for an id a requeue or
@@ -126,11 +127,14 @@ if maintenance > 0 then
   plan_apply(upkeep)
 end
 
--- The earliest time at which a job may become claimable without an enqueue.
+-- The earliest time after now at which a job may become claimable without an enqueue (one
+-- due already, but past this call's maintenance or of a newer version, is not named: an idle
+-- worker would claim again at once, in a loop).
 local function next_event_ms()
   local next_ms = 0
   for _, set_key in ipairs({delayed_key, active_key}) do
-    local first = redis.call("ZRANGE", set_key, 0, 0, "WITHSCORES")
+    local after = "(" .. string.format("%d", now)
+    local first = redis.call("ZRANGEBYSCORE", set_key, after, "+inf", "WITHSCORES", "LIMIT", 0, 1)
     if #first > 0 then
       local at = tonumber(first[2])
       if next_ms == 0 or at < next_ms then next_ms = at end
@@ -140,8 +144,7 @@ local function next_event_ms()
 end
 
 -- Stage 2, the leases: the first `count` waiting jobs, read and decided, then written.
-local head = redis.call("ZRANGE", ready_key, 0, count - 1)
-local jobs, unread = jobs_read(meta_key, head)
+local head, jobs, unread = walk_set(meta_key, ready_key, nil, count)
 local plan = plan_new(K, now)
 local leased, record, bytes = {}, {}, 0
 for i, id in ipairs(head) do

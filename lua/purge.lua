@@ -92,8 +92,12 @@ if previous then
 end
 
 local from_set = #ids == 0
-if from_set then ids = redis.call("ZRANGE", set_key, 0, limit - 1) end
-local jobs, unread = jobs_read(meta_key, ids)
+local jobs, unread
+if from_set then
+  ids, jobs, unread = walk_set(meta_key, set_key, nil, limit)
+else
+  jobs, unread = jobs_read(meta_key, ids)
+end
 local plan = plan_new(K, now)
 local reply, record, purged, seen = {STATUS.ok, 0}, {}, 0, {}
 for _, id in ipairs(ids) do

@@ -4,8 +4,7 @@
 -- job whose attempts are used up goes to the dead letters with the reason. Returns the number
 -- requeued and the number dead.
 local function expire_leases(plan, active_key, limit)
-  local expired = redis.call("ZRANGEBYSCORE", active_key, "-inf", plan.now, "LIMIT", 0, limit)
-  local jobs, unread = jobs_read(plan.keys.meta, expired)
+  local expired, jobs, unread = walk_set(plan.keys.meta, active_key, plan.now, limit)
   local requeued, dead = 0, 0
   for _, id in ipairs(expired) do
     local job = jobs[id]

@@ -46,7 +46,7 @@ local KNOWN_FLAGS = FLAG_STUB  -- every flag this code reads; any other bit mean
 -- B: byte; H/h: 2-byte unsigned/signed; i6: 6-byte signed, for times and durations in ms (up
 -- to 2^47 ms, far past MAX_MS); i4: 4-byte signed; s: NUL-terminated string.
 local JOB_FORMAT = "<BBBHHhi6i6i6Hi6i6sBi6si6i6i6i6i6i4"
-local STUB_FORMAT = "<BBBBHHsi6i6"
+local STUB_FORMAT = "<BBBBHHsi6i6i6"
 local V2_FORMAT = "<BBHHhi6i6i6Hi6i6sBi6si6i6i6i6"
 local V1_FORMAT = "<BsHHhi8i8i8Hi8i8ssi8si8i8i8i8"
 -- The codes of STATE and OUTCOME values in a record (one byte each instead of the name).
@@ -75,13 +75,13 @@ local function read_v3(raw)
 end
 
 local function read_stub(raw)
-  local _, _, state, outcome, attempt, max_attempts, token, created_ms, finished_ms, after =
-    struct.unpack(STUB_FORMAT, raw)
+  local _, _, state, outcome, attempt, max_attempts, token, created_ms, ready_ms, finished_ms,
+    after = struct.unpack(STUB_FORMAT, raw)
   return {
     stub = true, state = STATE_OF_CODE[state], outcome = OUTCOME_OF_CODE[outcome],
     attempt = attempt, max_attempts = max_attempts, priority = 0, lease_ms = 0, backoff_ms = 0,
     backoff_max_ms = 0, jitter_pm = 0, keep_result_ms = 0, keep_dead_ms = 0, token = token,
-    deadline_ms = 0, worker = "", created_ms = created_ms, ready_ms = 0, leased_ms = 0,
+    deadline_ms = 0, worker = "", created_ms = created_ms, ready_ms = ready_ms, leased_ms = 0,
     started_ms = 0, finished_ms = finished_ms, payload_bytes = -1,
   }, after
 end
@@ -149,9 +149,10 @@ local function job_encode(job)
 end
 
 -- A stub keeps what a repeated enqueue, complete, fail or cancel needs to answer as the first
--- call did: about 40 bytes besides the id.
+-- call did (ready_ms: the run-at time a repeated fail of a retried job answers with): about 45
+-- bytes besides the id.
 local function stub_encode(job)
   return struct.pack(STUB_FORMAT, JOB_VERSION, FLAG_STUB, STATE_CODE[job.state],
     OUTCOME_CODE[job.outcome], job.attempt, job.max_attempts, job.token, job.created_ms,
-    job.finished_ms)
+    job.ready_ms, job.finished_ms)
 end

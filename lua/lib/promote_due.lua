@@ -2,8 +2,7 @@
 -- waiting, entering the ready set now, behind the jobs already there (so FIFO order within a
 -- priority is also ready_ms order, which stats.lua relies on). Returns the number promoted.
 local function promote_due(plan, delayed_key, limit)
-  local due = redis.call("ZRANGEBYSCORE", delayed_key, "-inf", plan.now, "LIMIT", 0, limit)
-  local jobs, unread = jobs_read(plan.keys.meta, due)
+  local due, jobs, unread = walk_set(plan.keys.meta, delayed_key, plan.now, limit)
   local promoted = 0
   for _, id in ipairs(due) do
     local job = jobs[id]

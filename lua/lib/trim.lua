@@ -29,41 +29,53 @@ end
 --    one whose repeat window has passed (finished_ms + window_ms <= now) is deleted, a younger
 --    one becomes a stub, so that a repeated enqueue, complete, fail or cancel within the window
 --    still finds the first call's outcome (the stub goes when the window ends: trim_stubs).
--- Returns the number of records deleted or made stubs.
+-- A record this code cannot read is set aside (lib/moves.lua), not counted. Returns the number
+-- of records deleted or made stubs.
 local function trim_finished(plan, set_key, max_count, limit, window_ms)
   if limit <= 0 then return 0 end
-  local ids = redis.call("ZRANGEBYSCORE", set_key, "-inf", plan.now, "LIMIT", 0, limit)
-  local n_expired = #ids
-  local excess = redis.call("ZCARD", set_key) - n_expired - max_count
-  if excess > 0 then
-    local over = redis.call("ZRANGE", set_key, n_expired, n_expired + math.min(excess, limit) - 1)
-    for _, id in ipairs(over) do ids[#ids + 1] = id end
+  local meta_key = plan.keys.meta
+  local expired, jobs, unread, offset = walk_set(meta_key, set_key, plan.now, limit)
+  local leaving = 0
+  for _, id in ipairs(expired) do
+    if unread[id] ~= UNREADABLE.newer then leaving = leaving + 1 end
   end
-  local jobs, unread = jobs_read(plan.keys.meta, ids)
-  for i, id in ipairs(ids) do
-    local job = jobs[id]
-    if unread[id] then
-      set_aside(plan, id, unread[id], set_key, "in a finished set")
-    elseif job == nil or i <= n_expired or job.finished_ms + window_ms <= plan.now then
-      delete_job(plan, id, set_key)
-    else
-      to_stub(plan, id, job, set_key, window_ms)
+  local excess = redis.call("ZCARD", set_key) - leaving - max_count
+  local over, over_jobs, over_unread = {}, {}, {}
+  if excess > 0 then
+    over, over_jobs, over_unread = walk_set(meta_key, set_key, nil, math.min(excess, limit), offset)
+  end
+  local trimmed = 0
+  for part, ids in ipairs({expired, over}) do
+    local found, missing = jobs, unread
+    if part == 2 then found, missing = over_jobs, over_unread end
+    for _, id in ipairs(ids) do
+      local job = found[id]
+      if missing[id] then
+        set_aside(plan, id, missing[id], set_key, "in a finished set")
+      elseif job == nil or part == 1 or job.finished_ms + window_ms <= plan.now then
+        delete_job(plan, id, set_key)
+        trimmed = trimmed + 1
+      else
+        to_stub(plan, id, job, set_key, window_ms)
+        trimmed = trimmed + 1
+      end
     end
   end
-  return #ids
+  return trimmed
 end
 
 -- trim_stubs: up to `limit` stubs whose window has ended are deleted.
 local function trim_stubs(plan, stubs_key, limit)
   if limit <= 0 then return 0 end
-  local ids = redis.call("ZRANGEBYSCORE", stubs_key, "-inf", plan.now, "LIMIT", 0, limit)
-  local _, unread = jobs_read(plan.keys.meta, ids)
+  local ids, _, unread = walk_set(plan.keys.meta, stubs_key, plan.now, limit)
+  local trimmed = 0
   for _, id in ipairs(ids) do
     if unread[id] then
       set_aside(plan, id, unread[id], stubs_key, "in the stubs set")
     else
       delete_job(plan, id, stubs_key)
+      trimmed = trimmed + 1
     end
   end
-  return #ids
+  return trimmed
 end

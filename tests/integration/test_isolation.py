@@ -114,7 +114,7 @@ def full_life_cycle(r: redis.Redis, queue: Queue) -> None:
     r.hset(meta, "newer-1", b"\x7f\x00")  # a version this code does not know: left alone
     queue.claim("worker-0", count=10)  # meets both at the head of the ready set
     queue.enqueue_many([JobSpec(n, id=f"batch-{n}") for n in range(5)])
-    leases = queue.claim("worker-1", count=5, claim_id="claim-1").jobs  # newer-1 is skipped
+    leases = queue.claim("worker-1", count=4, claim_id="claim-1").jobs  # newer-1 passed over
     queue.heartbeat(leases, started={leases[-1].token: 0})
     queue.complete_many([(leases[0], "ok")])
     queue.fail(leases[1], "transient", delay_ms=500)
