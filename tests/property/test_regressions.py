@@ -17,7 +17,7 @@ from dataclasses import replace
 import pytest
 import redis
 
-from scheduler import JobOptions, Queue, QueueStats, State, Status
+from scheduler import JobInfo, JobOptions, Queue, QueueStats, State, Status
 from scheduler._local_redis import LocalRedis
 
 from .test_state_machine import Observed, QueueMachine
@@ -45,7 +45,11 @@ def longest_waiting_ready_ms(machine: QueueMachine) -> tuple[QueueStats, int]:
     reports it (the value ``stats.oldest_waiting_ms`` must equal)."""
     stats = machine.q.stats()
     seen = Observed.read(machine.q)
-    ready = [seen.records[job_id].ready_ms for job_id, _ in seen.sets[State.WAITING]]
+    ready = []
+    for job_id, _ in seen.zsets["ready"]:
+        info = seen.records[job_id]
+        assert isinstance(info, JobInfo)
+        ready.append(info.ready_ms)
     assert ready, "no job is waiting"
     return stats, min(ready)
 
