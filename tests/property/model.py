@@ -841,7 +841,7 @@ class QueueModel:
         self.disturbed.add(job_id)
         return job.stored
 
-    # -- what the scripts share (lua/lib) --------------------------------------------------
+    # -- what the scripts share (lua/lib) ------------------------------------------------------
 
     def _note_stub(self, job: ModelJob | None, what: str) -> None:
         """Note a call about a job of which only the stub is kept."""

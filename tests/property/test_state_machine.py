@@ -38,10 +38,12 @@ fields. A new lease token must look like ``"<attempt>-" + 16 hex digits`` and ne
 model adopts it. Each example seeds the server's Lua PRNG first, so that a replay draws the
 same tokens (hypothesis shrinks by replaying).
 
-Runs: :func:`test_scripts_agree_with_model` (60 examples of up to 40 steps) in the default
-run; :func:`test_scripts_agree_with_model_long` (400 examples of up to 80 steps) is marked
-``slow`` and skipped unless ``SCHEDULER_SLOW=1`` is set: ``SCHEDULER_SLOW=1 pytest -m slow``.
-Failures the machine finds are kept, shrunk, in ``test_regressions.py``.
+Runs: :func:`test_scripts_agree_with_model` (200 examples of up to 50 steps, about half a
+minute on two cores) in the default run; :func:`test_scripts_agree_with_model_long` (1000
+examples of up to 100 steps) is marked ``slow`` and skipped unless ``SCHEDULER_SLOW=1`` is
+set: ``SCHEDULER_SLOW=1 pytest -m slow``. Failures the machine finds are kept, shrunk, in
+``test_regressions.py``; ``test_paths.py`` drives the machine by hand through the paths random
+examples reach only now and then.
 """
 
 from __future__ import annotations
@@ -865,21 +867,24 @@ class QueueMachine(RuleBasedStateMachine):
         rolling upgrade or a rollback), which the scripts read and write back as version 3.
         Over a job in ``where`` when there is one."""
         pool = self.readable_ids(where, stubs=how not in OLDER)  # older versions: no stubs
-        if not pool:
-            return
-        job = self.model.jobs[pool[pick % len(pool)]]
+        if pool:
+            self.plant_record(pool[pick % len(pool)], how, cut)
+
+    def plant_record(self, job_id: str, how: str, cut: int = 0) -> None:
+        """Write a record (``how``: one of CORRUPTIONS, NEWER or OLDER) over ``job_id``'s."""
+        job = self.model.jobs[job_id]
         outcomes("plant", f"{how} over {job.part()}")
         if how in OLDER:
-            record = self.model.plant_older(job.id, OLDER[how])
-            self.r.hset(self.key("meta"), job.id, record)
+            record = self.model.plant_older(job_id, OLDER[how])
+            self.r.hset(self.key("meta"), job_id, record)
             return
         base = records.encode_stub(job.fields()) if job.stub else records.encode(job.fields())
         if how in CORRUPTIONS:
             record, why = corrupted(base, how, cut), Unreadable.CORRUPT
         else:
             record, why = newer(base, how), Unreadable.NEWER
-        self.r.hset(self.key("meta"), job.id, record)
-        self.model.plant_unreadable(job.id, record, why)
+        self.r.hset(self.key("meta"), job_id, record)
+        self.model.plant_unreadable(job_id, record, why)
 
     # -- time and disturbances -------------------------------------------------------------
 
@@ -1096,8 +1101,8 @@ def run_machine(redis_url: str, *, examples: int, steps: int) -> None:
 
 
 def test_scripts_agree_with_model(redis_url: str) -> None:
-    """The default run: 60 examples of up to 40 steps (about a minute)."""
-    run_machine(redis_url, examples=60, steps=40)
+    """The default run: 200 examples of up to 50 steps (about half a minute)."""
+    run_machine(redis_url, examples=200, steps=50)
 
 
 @pytest.mark.slow
@@ -1107,7 +1112,7 @@ def test_scripts_agree_with_model(redis_url: str) -> None:
     reason="the long run: set SCHEDULER_SLOW=1 and select it with -m slow",
 )
 def test_scripts_agree_with_model_long(redis_url: str) -> None:
-    """The long run: 400 examples of up to 80 steps. Marked ``slow`` and skipped unless
+    """The long run: 1000 examples of up to 100 steps. Marked ``slow`` and skipped unless
     ``SCHEDULER_SLOW=1`` is set, so the default run never pays for it:
     ``SCHEDULER_SLOW=1 .venv/bin/python -m pytest tests/property -m slow``."""
-    run_machine(redis_url, examples=400, steps=80)
+    run_machine(redis_url, examples=1000, steps=100)
