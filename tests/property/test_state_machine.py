@@ -479,7 +479,10 @@ class QueueMachine(RuleBasedStateMachine):
             JobSpec({"n": self.fresh("p"), "pad": "x" * pad}, job_id, options[n % len(options)])
             for n, job_id in enumerate(ids)
         ]
-        rows: list[JobRow] = [(s.id or "", q.ops.encode(s.payload), s.options) for s in specs]
+        rows: list[JobRow] = [
+            (s.id or "", q.ops.encode(s.payload), options[n % len(options)])
+            for n, s in enumerate(specs)
+        ]
         if len(specs) == 1:
             actual = [q.enqueue(specs[0].payload, id=specs[0].id, options=specs[0].options)]
         else:
@@ -541,7 +544,7 @@ class QueueMachine(RuleBasedStateMachine):
         if reuse is not None and self.known_ids:
             job_id = self.known_ids[reuse % len(self.known_ids)]
         payload = POISON[kind]
-        args = (1, *option_args(options), 1, job_id, payload, 1)
+        args: tuple[int | str | bytes, ...] = (1, *option_args(options), 1, job_id, payload, 1)
         keys = self.q.ops.keys.keys(all_scripts()["enqueue"].key_parts)
         reader = ReplyReader(QUEUE, MAX_PAYLOAD_BYTES)
         _, actual = self.send(Call("enqueue", keys, args, reader.enqueued))
@@ -672,7 +675,7 @@ class QueueMachine(RuleBasedStateMachine):
         a result msgpack cannot encode (last in the batch): PayloadError before anything is
         sent, so nothing changes (the invariant checks Redis against the unchanged model)."""
         leases = [self.lease_for(ref) for ref in refs]
-        values = {
+        values: Callable[[str], Any] = {
             "text": lambda job_id: f"result-{job_id}",
             "none": lambda job_id: None,
             "nested": lambda job_id: {"id": job_id, "list": [1, 2.5, b"\x00", True]},
@@ -1010,14 +1013,14 @@ class Observed:
             if isinstance(info, JobInfo):
                 agree(f"active score of {job_id}", score, info.deadline_ms)
         for job_id, score in self.zsets["running"]:
-            info = self.records.get(job_id)
+            entry = self.records.get(job_id)
             fits = (
-                isinstance(info, JobInfo)
-                and info.state is State.ACTIVE
-                and info.started_ms > 0
-                and info.deadline_ms == score
+                isinstance(entry, JobInfo)
+                and entry.state is State.ACTIVE
+                and entry.started_ms > 0
+                and entry.deadline_ms == score
             )
-            assert fits or job_id in disturbed, f"running entry {job_id} at {score}: {info}"
+            assert fits or job_id in disturbed, f"running entry {job_id} at {score}: {entry}"
 
     def check_attempt_budget(self) -> None:
         """No job has had more leases than max_attempts."""
