@@ -138,9 +138,12 @@ RECORD_NUMBERS: tuple[str, ...] = (
 )
 """The fields of a job record besides its state and outcome (lib/job.lua JOB_FIELDS)."""
 
+PASS_OVER = 100
+"""The most records of a newer version one walk passes over (lib/records.lua)."""
+
 STUB_ZEROED: tuple[str, ...] = (
     *("priority", "lease_ms", "backoff_ms", "backoff_max_ms", "jitter_pm", "keep_result_ms"),
-    *("keep_dead_ms", "deadline_ms", "ready_ms", "leased_ms", "started_ms"),
+    *("keep_dead_ms", "deadline_ms", "leased_ms", "started_ms"),
 )
 """The numbers a stub does not keep: it reads them as 0 (lib/job.lua read_stub)."""
 
@@ -353,6 +356,29 @@ class QueueModel:
         """ZRANGEBYSCORE part -inf now LIMIT 0 limit."""
         return [job_id for job_id, score in self.members(part) if score <= self.now][:limit]
 
+    def walk(
+        self, part: str, limit: int, *, due_only: bool, start: int = 0
+    ) -> tuple[list[str], int]:
+        """records.lua walk_set: from position ``start`` of the ZSET ``part`` (by rank, or
+        among the members due now), ids until ``limit`` of them are not of a newer version;
+        those of a newer version are passed over, at most PASS_OVER in one walk. The ids in
+        order (passed over ones too) and the position after the last one read."""
+        members = self.ids(part) if not due_only else self.due(part, len(self.jobs) + 1)
+        ids: list[str] = []
+        offset, passed, want = start, 0, limit
+        while want > 0:
+            batch = members[offset : offset + want]
+            offset += len(batch)
+            newer = sum(1 for i in batch if self.jobs[i].unreadable is Unreadable.NEWER)
+            ids += batch
+            passed += newer
+            if len(batch) < want:
+                break
+            want = min(newer, PASS_OVER - passed)
+        if passed:
+            self.notes.append("a walk passed over a newer record")
+        return ids, offset
+
     def lease_current(self, job: ModelJob | None, token: str) -> bool:
         """The lease rule (lib/lease.lua): active, the token matches, now < deadline."""
         return (
@@ -543,7 +569,7 @@ class QueueModel:
         ``tokens`` maps job id to the token the real reply gave it; a job the model leases but
         the reply does not name gets the token ``"<missing>"``.
         """
-        previous = self.requests.get(claim_id)
+        previous = self._recall_request(claim_id, "claim")
         if previous is not None:
             held = [self.jobs.get(job_id) for job_id, _ in parse_pairs(previous)]
             current = [
@@ -558,7 +584,7 @@ class QueueModel:
             self._forget_requests(maintenance)
         leased: list[ModelJob] = []
         used = 0
-        for job_id in self.ids("ready")[:count]:
+        for job_id in self.walk("ready", count, due_only=False)[0]:
             job = self.jobs[job_id]
             if not job.readable:
                 self._set_aside(job, "in the ready set")
@@ -578,10 +604,12 @@ class QueueModel:
             self._to_active(job, self.now + (lease_ms or job.lease_ms))
             leased.append(job)
         if not leased:
-            scores = [s for part in ("delayed", "active") for _, s in self.members(part)]
+            scores = [
+                s for part in ("delayed", "active") for _, s in self.members(part) if s > self.now
+            ]
             return Claimed([], self.now, next_ms=min(scores) if scores else None)
         pairs = ",".join(f"{job.id} {job.token}" for job in leased)
-        self._remember_request(claim_id, pairs)
+        self._remember_request(claim_id, "claim", pairs)
         return Claimed([self._leased(job) for job in leased], self.now)
 
     def complete_many(
@@ -765,11 +793,12 @@ class QueueModel:
         dead job (``ids``, or the first ``limit`` of the dead set) waits again with attempt 0
         and no outcome (its token and error stay); a stub is not found; an unreadable record
         met in the dead set (by limit) is set aside. The answer is remembered."""
-        previous = self.requests.get(request_id)
+        previous = self._recall_request(request_id, "requeue")
         if previous is not None:
             return Status.DUPLICATE, [ItemStatus(i, Status(s)) for i, s in parse_pairs(previous)]
         from_set = not ids
-        targets = self.ids("dead")[:limit] if from_set else list(ids)
+        walked = self.walk("dead", limit, due_only=False)[0]
+        targets = walked if from_set else list(ids)
         answers = []
         for job_id in targets:
             job = self.jobs.get(job_id)
@@ -789,7 +818,9 @@ class QueueModel:
                 self._to_waiting(job, front=False)
                 status = Status.OK
             answers.append(ItemStatus(job_id, status))
-        self._remember_request(request_id, ",".join(f"{a.id} {a.status}" for a in answers))
+        self._remember_request(
+            request_id, "requeue", ",".join(f"{a.id} {a.status}" for a in answers)
+        )
         return Status.OK, answers
 
     def purge(
@@ -799,11 +830,12 @@ class QueueModel:
         job of ``ids`` (or the first ``limit`` of ``state``'s set) in that finished state, or a
         stub of it, is deleted for good (an id given twice: not_found the second time); an
         unreadable record met in the set (by limit) is set aside. The answer is remembered."""
-        previous = self.requests.get(request_id)
+        previous = self._recall_request(request_id, "purge")
         if previous is not None:
             return Status.DUPLICATE, [ItemStatus(i, Status(s)) for i, s in parse_pairs(previous)]
         from_set = not ids
-        targets = self.ids(SET_PARTS[state])[:limit] if from_set else list(ids)
+        walked = self.walk(SET_PARTS[state], limit, due_only=False)[0]
+        targets = walked if from_set else list(ids)
         answers: list[ItemStatus] = []
         seen: set[str] = set()
         for job_id in targets:
@@ -822,7 +854,7 @@ class QueueModel:
                 status = Status.OK
                 seen.add(job_id)
             answers.append(ItemStatus(job_id, status))
-        self._remember_request(request_id, ",".join(f"{a.id} {a.status}" for a in answers))
+        self._remember_request(request_id, "purge", ",".join(f"{a.id} {a.status}" for a in answers))
         return Status.OK, answers
 
     # -- records planted from outside ------------------------------------------------------
@@ -937,10 +969,20 @@ class QueueModel:
         payload, error = self.decoded(job.payload)
         return Job(self.queue, job.id, payload, job.attempt, job.token, job.deadline_ms, error)
 
-    def _remember_request(self, request_id: str, value: str) -> None:
-        """requests.lua remember_request: kept for the repeat window."""
-        self.requests[request_id] = value
+    def _remember_request(self, request_id: str, kind: str, value: str) -> None:
+        """requests.lua remember_request: ``<kind>:<value>``, kept for the repeat window."""
+        self.requests[request_id] = f"{kind}:{value}"
         self.request_exp[request_id] = self.now + self.retention.repeat_window_ms
+
+    def _recall_request(self, request_id: str, kind: str) -> str | None:
+        """requests.lua recall_request: what the call of ``kind`` with this id did, or None.
+        (The machine never reuses a request id for another kind of call.)"""
+        previous = self.requests.get(request_id)
+        if previous is None:
+            return None
+        found, _, value = previous.partition(":")
+        assert found == kind, f"request id {request_id} reused by a {kind} after a {found}"
+        return value
 
     def _forget_requests(self, limit: int) -> None:
         """requests.lua forget_requests: the first ``limit`` records whose window has passed."""
@@ -954,7 +996,7 @@ class QueueModel:
         """promote_due.lua: the first ``limit`` due delayed jobs (unreadable ones set aside)
         wait again, ready now."""
         promoted = 0
-        for job_id in self.due("delayed", limit):
+        for job_id in self.walk("delayed", limit, due_only=True)[0]:
             job = self.jobs[job_id]
             if not job.readable:
                 self._set_aside(job, "in the delayed set")
@@ -968,7 +1010,7 @@ class QueueModel:
         (outcome expired), or dead with the reason at max_attempts; unreadable records met
         are set aside."""
         requeued = dead = 0
-        for job_id in self.due("active", limit):
+        for job_id in self.walk("active", limit, due_only=True)[0]:
             job = self.jobs[job_id]
             if not job.readable:
                 self._set_aside(job, "in the active set")
@@ -1008,27 +1050,34 @@ class QueueModel:
         """trim.lua trim_finished: up to ``limit`` records whose retention ran out are
         deleted; then, while the set holds over ``max_count``, up to ``limit`` more, soonest to
         expire first, each deleted when its repeat window has passed, else made a stub.
-        Unreadable records met are set aside. Returns the number of records met."""
+        Unreadable records met are set aside, and not counted: returns the number of records
+        deleted or made stubs. Both walks pass over records of a newer version."""
         if limit <= 0:
             return 0
-        ordered = self.ids(SET_PARTS[state])
-        victims = self.due(SET_PARTS[state], limit)
-        n_expired = len(victims)
-        excess = len(ordered) - n_expired - max_count
+        part = SET_PARTS[state]
+        size = len(self.ids(part))
+        expired, offset = self.walk(part, limit, due_only=True)
+        leaving = sum(1 for i in expired if self.jobs[i].unreadable is not Unreadable.NEWER)
+        excess = size - leaving - max_count
+        over: list[str] = []
         if excess > 0:
-            victims += ordered[n_expired : n_expired + min(excess, limit)]
+            over = self.walk(part, min(excess, limit), due_only=False, start=offset)[0]
         window = self.retention.repeat_window_ms
-        for n, job_id in enumerate(victims):
+        trimmed = 0
+        for n, job_id in enumerate([*expired, *over]):
             job = self.jobs[job_id]
+            was_expired = n < len(expired)
             if not job.readable:
                 self._set_aside(job, "in a finished set")
-            elif n < n_expired or job.finished_ms + window <= self.now:
-                self.notes.append(f"{state} trimmed, expired={n < n_expired}")
+            elif was_expired or job.finished_ms + window <= self.now:
+                self.notes.append(f"{state} trimmed, expired={was_expired}")
                 self._delete(job, "trimmed")
+                trimmed += 1
             else:
                 self.notes.append(f"{state} made a stub")
                 self._to_stub(job)
-        return len(victims)
+                trimmed += 1
+        return trimmed
 
     def _to_stub(self, job: ModelJob) -> None:
         """trim.lua to_stub: only the stub stays (state, outcome, attempts, token and times),
@@ -1045,18 +1094,19 @@ class QueueModel:
 
     def _trim_stubs(self, limit: int) -> int:
         """trim.lua trim_stubs: up to ``limit`` stubs whose window ended are deleted
-        (unreadable records met are set aside). Returns the number met."""
+        (unreadable records met are set aside, and not counted). Returns the number deleted."""
         if limit <= 0:
             return 0
-        due = self.due("stubs", limit)
-        for job_id in due:
+        deleted = 0
+        for job_id in self.walk("stubs", limit, due_only=True)[0]:
             job = self.jobs[job_id]
             if not job.readable:
                 self._set_aside(job, "in the stubs set")
             else:
                 self.notes.append("stub deleted")
                 self._delete(job, "trimmed")
-        return len(due)
+                deleted += 1
+        return deleted
 
 
 def parse_pairs(value: str) -> list[tuple[str, str]]:

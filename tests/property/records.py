@@ -69,9 +69,10 @@ STUB: Layout = (
     ("max_attempts", "H"),
     ("token", "s"),
     ("created_ms", "i6"),
+    ("ready_ms", "i6"),
     ("finished_ms", "i6"),
 )
-"""``<BBBBHHsi6i6`` (STUB_FORMAT)."""
+"""``<BBBBHHsi6i6i6`` (STUB_FORMAT)."""
 
 V2: Layout = (
     ("version", "B"),

@@ -8,10 +8,9 @@ One more test guards the machine's token check across a server restart, which no
 server's run can show: making the machine's replays deterministic (seeding the scripts' PRNG)
 showed that Redis starts that PRNG from the same seed at every start.
 
-The last tests are places where a script does not do what its header says, found while
-bringing the model up to date with the reworked scripts. The model follows the scripts there
-(so the machine keeps proving the rest); each test states the header's promise as a plain
-assertion and is marked ``xfail(strict=True)`` until the script or its header changes.
+The last tests are places where a script did not do what its header says, found while
+bringing the model up to date with the reworked scripts, and fixed since; each states the
+header's promise as a plain assertion.
 """
 
 from __future__ import annotations
@@ -132,10 +131,11 @@ def test_a_rolled_back_server_never_hands_out_a_token_twice() -> None:
 # -- the scripts against their own headers ------------------------------------------------------
 #
 # Each test below states what a script's header (or the rule it is built on) promises, as a
-# plain assertion on a queue; each fails today, so it is marked xfail(strict=True): when the
-# script (or its header) is fixed, the test passes and strict xfail makes the run fail, so the
-# mark must be removed then. The model (model.py) follows what the scripts do, so that the
-# state machine keeps proving everything else.
+# plain assertion on a queue. Each was found by the state machine as a place where a script
+# did not do what it said, and failed until the script was fixed: records of a newer version
+# at the head of a set starved the walks behind them, trimming counted records it had only set
+# aside, a stub forgot the run-at time a repeated fail answers with, and an empty claim named a
+# time already past.
 
 NEWER_RECORD = b"\x04future"
 """A record of version 4: the scripts leave it where it is, untouched."""
@@ -153,11 +153,6 @@ def plant(queue: Queue, job_id: str, record: bytes) -> None:
     queue.client.hset(queue.ops.keys.key("meta"), job_id, record)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claim.lua reads only the first `count` ready ids: a record it cannot read at the"
-    " head of the ready set, left there, fills the claim, which answers empty while jobs wait",
-)
 def test_a_newer_record_at_the_head_of_the_ready_set_does_not_starve_claims(
     queue: Queue,
 ) -> None:
@@ -175,11 +170,6 @@ def test_a_newer_record_at_the_head_of_the_ready_set_does_not_starve_claims(
     assert [job.id for claimed in claims for job in claimed.jobs] == ["b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="promote_due / expire_leases walk the first `limit` due ids: as many newer records"
-    " at the head of the delayed or active set, left there, use up every call's limit",
-)
 @pytest.mark.parametrize("kind", ["delayed", "active"])
 def test_newer_records_at_the_head_never_stop_promotion_or_expiry(queue: Queue, kind: str) -> None:
     """reap.lua "promotes due delayed jobs, ends expired leases ... bounded per call", so that
@@ -205,10 +195,6 @@ def test_newer_records_at_the_head_never_stop_promotion_or_expiry(queue: Queue, 
     assert queue.inspect("b").state is State.WAITING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trim_finished and trim_stubs return every id they met, set aside ones included",
-)
 @pytest.mark.parametrize("record", [NEWER_RECORD, b""], ids=["newer", "corrupt"])
 def test_reap_counts_as_trimmed_only_what_it_trimmed(queue: Queue, record: bytes) -> None:
     """reap.lua: "trimmed counts records deleted or made stubs, and stubs deleted" (and
@@ -226,11 +212,6 @@ def test_reap_counts_as_trimmed_only_what_it_trimmed(queue: Queue, record: bytes
     assert [queue.reap().trimmed for _ in range(2)] == [0, 0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stub keeps no ready_ms: a repeated fail of a retried, then cancelled and"
-    " count-trimmed job answers run_at_ms 0 instead of the first call's run-at time",
-)
 def test_a_repeated_fail_answers_as_the_first_after_the_job_became_a_stub(
     queue: Queue,
 ) -> None:
@@ -258,11 +239,6 @@ def test_a_repeated_fail_answers_as_the_first_after_the_job_became_a_stub(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claim.lua's next_ms is the least score of the delayed and active sets, a newer"
-    " record's passed deadline included: an idle worker is told to claim again at once",
-)
 def test_an_empty_claim_never_names_a_time_already_past(queue: Queue) -> None:
     """claim.lua: ``next_ms`` "is the earliest time something may become claimable ...: an
     idle worker may wait until then". A newer record left in the active set past its deadline
