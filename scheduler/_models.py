@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._status import Outcome, State, Status
+from .errors import ConfigError
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -52,6 +53,18 @@ class Retention:
     max_dead: int = 100_000
     max_cancelled: int = 100_000
     trim_batch: int = 100
+
+    def __post_init__(self) -> None:
+        """Refuse a field that is not an int (a bool included) in its range: ``max_completed``,
+        ``max_dead`` and ``max_cancelled`` 0..10**9, ``trim_batch`` 0..1000 (the scripts'
+        batch limit), so a bad Retention fails where it is made, not at the first call."""
+        limits = (("max_completed", 10**9), ("max_dead", 10**9), ("max_cancelled", 10**9))
+        for name, high in (*limits, ("trim_batch", 1000)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+                raise ConfigError(
+                    f"Retention.{name} must be an int in 0..{high}, not {value!r:.60}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
