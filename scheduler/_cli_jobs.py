@@ -12,13 +12,22 @@ from ._cli_common import (
     DEFAULT_QUEUE,
     EXIT_ERROR,
     EXIT_OK,
+    PROG,
+    UsageError,
+    command_name,
     connect,
+    int_in,
+    job_id,
+    json_list,
+    json_object,
     open_queue,
-    parse_json,
     print_json,
+    queue_name,
+    say,
 )
 from ._models import ItemStatus, JobInfo, JobOptions
 from ._status import State, Status
+from ._validate import MAX_BATCH, MAX_MS
 from .client import Queue
 
 Subparsers = Any  # argparse's _SubParsersAction, private in typeshed
@@ -31,15 +40,15 @@ def add_job_commands(commands: Subparsers, common: argparse.ArgumentParser) -> N
     inspect_parser = commands.add_parser(
         "inspect", parents=[common], help="show everything known about one job"
     )
-    inspect_parser.add_argument("job_id", metavar="JOB_ID")
-    inspect_parser.add_argument("--queue", required=True, help="the job's queue")
+    inspect_parser.add_argument("job_id", metavar="JOB_ID", type=job_id)
+    inspect_parser.add_argument("--queue", required=True, type=queue_name, help="the job's queue")
     inspect_parser.add_argument("--json", action="store_true", help="print one JSON object")
     inspect_parser.set_defaults(run=run_inspect)
     cancel_parser = commands.add_parser(
         "cancel", parents=[common], help="cancel a waiting or delayed job"
     )
-    cancel_parser.add_argument("job_id", metavar="JOB_ID")
-    cancel_parser.add_argument("--queue", required=True, help="the job's queue")
+    cancel_parser.add_argument("job_id", metavar="JOB_ID", type=job_id)
+    cancel_parser.add_argument("--queue", required=True, type=queue_name, help="the job's queue")
     cancel_parser.set_defaults(run=run_cancel)
     _add_dead(commands, common)
 
@@ -53,13 +62,25 @@ def _add_enqueue(commands: Subparsers, common: argparse.ArgumentParser) -> None:
         "; prints the job id and whether it was created (an existing --id changes nothing).",
     )
     parser.add_argument("task", metavar="TASK", help="the task's registered name")
-    parser.add_argument("--args", default="[]", help="positional arguments, a JSON list")
-    parser.add_argument("--kwargs", default="{}", help="keyword arguments, a JSON object")
-    parser.add_argument("--queue", default=DEFAULT_QUEUE, help=f"default: {DEFAULT_QUEUE}")
-    parser.add_argument("--delay-ms", type=int, default=0, help="run no earlier than this")
-    parser.add_argument("--priority", type=int, default=0, help="-1000..1000, higher first")
-    parser.add_argument("--id", default=None, help="a job id (makes a repeat harmless)")
-    parser.add_argument("--max-attempts", type=int, default=None, help="leases allowed in all")
+    parser.add_argument(
+        "--args", type=json_list, default=[], help="positional arguments, a JSON list"
+    )
+    parser.add_argument(
+        "--kwargs", type=json_object, default={}, help="keyword arguments, a JSON object"
+    )
+    parser.add_argument(
+        "--queue", type=queue_name, default=DEFAULT_QUEUE, help=f"default: {DEFAULT_QUEUE}"
+    )
+    parser.add_argument(
+        "--delay-ms", type=int_in(0, MAX_MS), default=0, help="run no earlier than this"
+    )
+    parser.add_argument(
+        "--priority", type=int_in(-1000, 1000), default=0, help="-1000..1000, higher first"
+    )
+    parser.add_argument("--id", type=job_id, default=None, help="a job id (a repeat is harmless)")
+    parser.add_argument(
+        "--max-attempts", type=int_in(1, 1000), default=None, help="leases allowed in all, 1..1000"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run_enqueue)
 
@@ -80,15 +101,18 @@ def _add_dead(commands: Subparsers, common: argparse.ArgumentParser) -> None:
         parser = actions.add_parser(
             name, parents=[common], help=text, description=f"{text}: the JOB_IDs, or the oldest"
         )
-        parser.add_argument("job_ids", metavar="JOB_ID", nargs="*")
+        parser.add_argument("job_ids", metavar="JOB_ID", nargs="*", type=job_id)
         parser.set_defaults(run=run)
         _add_queue_and_limit(parser)
 
 
 def _add_queue_and_limit(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--queue", required=True, help="the queue")
+    parser.add_argument("--queue", required=True, type=queue_name, help="the queue")
     parser.add_argument(
-        "--limit", type=int, default=DEFAULT_LIMIT, help=f"at most N jobs (default {DEFAULT_LIMIT})"
+        "--limit",
+        type=int_in(1, MAX_BATCH),
+        default=DEFAULT_LIMIT,
+        help=f"at most N jobs, 1..{MAX_BATCH} (default {DEFAULT_LIMIT})",
     )
 
 
@@ -101,11 +125,7 @@ def _options(args: argparse.Namespace) -> JobOptions:
 
 def run_enqueue(args: argparse.Namespace) -> int:
     """``enqueue``: one task message; prints the id and whether it was created."""
-    message = {
-        "task": args.task,
-        "args": parse_json(args.args, list, "--args"),
-        "kwargs": parse_json(args.kwargs, dict, "--kwargs"),
-    }
+    message = {"task": args.task, "args": args.args, "kwargs": args.kwargs}
     client = connect(args)
     try:
         enqueued = open_queue(args, client, args.queue).enqueue(
@@ -170,7 +190,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 def dead_jobs(queue: Queue, limit: int) -> list[JobInfo]:
     """The oldest ``limit`` dead jobs (by record expiry), inspected."""
-    ids: list[Any] = queue.client.zrange(queue.ops.keys.key("dead"), 0, max(limit, 1) - 1)
+    ids: list[Any] = queue.client.zrange(queue.ops.keys.key("dead"), 0, limit - 1)
     return [queue.inspect(raw.decode()) for raw in ids]
 
 
@@ -191,30 +211,42 @@ def run_dead_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def print_statuses(statuses: Sequence[ItemStatus], done: str) -> int:
-    """One line per item; exit 1 when any item was refused."""
+def print_statuses(args: argparse.Namespace, statuses: Sequence[ItemStatus], done: str) -> int:
+    """One line per item; exit 1 (with one line on stderr) when any item was refused."""
     for item in statuses:
         print(f"{item.id} {done if item.status is Status.OK else item.status.value}")
-    print(f"{sum(1 for s in statuses if s.status is Status.OK)} job(s) {done}")
-    return EXIT_OK if all(s.status is Status.OK for s in statuses) else EXIT_ERROR
+    accepted = sum(1 for s in statuses if s.status is Status.OK)
+    print(f"{accepted} job(s) {done}", flush=True)
+    if accepted == len(statuses):
+        return EXIT_OK
+    say(f"{PROG} {command_name(args)}", f"{len(statuses) - accepted} job(s) refused (see above)")
+    return EXIT_ERROR
+
+
+def check_id_count(args: argparse.Namespace) -> None:
+    """Refuse more JOB_IDs than one call takes."""
+    if len(args.job_ids) > MAX_BATCH:
+        raise UsageError(f"at most {MAX_BATCH} JOB_IDs at a time, not {len(args.job_ids)}")
 
 
 def run_dead_requeue(args: argparse.Namespace) -> int:
     """``dead requeue``: the given dead jobs, or the oldest ``--limit``, back to waiting."""
+    check_id_count(args)
     client = connect(args)
     try:
         statuses = open_queue(args, client, args.queue).requeue(args.job_ids, limit=args.limit)
     finally:
         client.close()
-    return print_statuses(statuses, "requeued")
+    return print_statuses(args, statuses, "requeued")
 
 
 def run_dead_purge(args: argparse.Namespace) -> int:
     """``dead purge``: delete the given dead jobs, or the oldest ``--limit``, for good."""
+    check_id_count(args)
     client = connect(args)
     try:
         queue = open_queue(args, client, args.queue)
         statuses = queue.purge(State.DEAD, args.job_ids, limit=args.limit)
     finally:
         client.close()
-    return print_statuses(statuses, "purged")
+    return print_statuses(args, statuses, "purged")

@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ._cli_common import EXIT_OK, connect, open_queue, print_json
+from ._cli_common import EXIT_OK, connect, open_queue, print_json, queue_name, seconds_in
 from ._models import QueueStats
 from ._status import State
 from .connection import SyncClient
 
 Subparsers = Any  # argparse's _SubParsersAction, private in typeshed
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+DAY_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +37,17 @@ def add_stats_command(commands: Subparsers, common: argparse.ArgumentParser) -> 
         "seconds left, the oldest waiting job's age and throughput (completed jobs per second "
         "between two snapshots; n/a on the first). Without --queue, every queue found by SCAN.",
     )
-    parser.add_argument("--queue", action="append", default=[], help="a queue (repeatable)")
+    parser.add_argument(
+        "--queue", action="append", type=queue_name, default=[], help="a queue (repeatable)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per snapshot")
     parser.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
-    parser.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
+    parser.add_argument(
+        "--interval",
+        type=seconds_in(0, DAY_S, low_open=True),
+        default=2.0,
+        help="seconds between redraws",
+    )
     parser.set_defaults(run=run_stats)
 
 
@@ -143,7 +151,7 @@ def run_stats(args: argparse.Namespace) -> int:
     try:
         view.show(view.reports())
         while args.watch:
-            time.sleep(max(args.interval, 0.05))  # the pace of a display, not a synchronisation
+            time.sleep(args.interval)  # the pace of a display, not a synchronisation
             view.show(view.reports())
     except KeyboardInterrupt:
         pass

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._status import Outcome, State, Status, Unreadable
+from .errors import ConfigError
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -68,6 +69,20 @@ class Retention:
     max_cancelled: int = 100_000
     trim_batch: int = 100
     repeat_window_ms: int = 60_000
+
+    def __post_init__(self) -> None:
+        """Refuse a field that is not an int (a bool included) in its range: ``max_completed``,
+        ``max_dead`` and ``max_cancelled`` 0..10**9, ``trim_batch`` 0..1000 (the scripts'
+        batch limit), ``repeat_window_ms`` 1 ms..a century, so a bad Retention fails where it
+        is made, not at the first call."""
+        limits = (("max_completed", 0, 10**9), ("max_dead", 0, 10**9), ("max_cancelled", 0, 10**9))
+        window = ("repeat_window_ms", 1, 100 * 365 * 24 * 3600 * 1000)
+        for name, low, high in (*limits, ("trim_batch", 0, 1000), window):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(
+                    f"Retention.{name} must be an int in {low}..{high}, not {value!r:.60}"
+                )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,18 +32,69 @@ from ._ops import (
     DEFAULT_MAINTENANCE,
     DEFAULT_MAX_CALL_BYTES,
     DEFAULT_REAP_LIMIT,
+    MAX_CALL_BYTES,
     Batch,
     Call,
     LeaseRef,
     QueueOps,
 )
 from ._status import State
+from ._validate import option_args
 from .connection import SyncClient, connection_kwargs
-from .errors import ConfigError, ServerFull
+from .errors import ConfigError, ServerFull, ValidationError
 
 T = TypeVar("T")
 
 DEFAULT_PREFIX = "scheduler"
+
+
+MAX_PAYLOAD_BYTES_LIMIT = 512 * 1024 * 1024
+"""The largest ``max_payload_bytes``: 512 MiB, the largest string Redis stores (its
+``proto-max-bulk-len`` by default); a payload is stored as one hash value, so none can be
+larger."""
+
+
+def check_max_payload_bytes(value: object) -> int:
+    """``value`` if it is an int (not a bool) in 1..:data:`MAX_PAYLOAD_BYTES_LIMIT`, else a
+    ConfigError."""
+    allowed = f"1..{MAX_PAYLOAD_BYTES_LIMIT} (512 MiB, the largest string Redis stores)"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"max_payload_bytes must be an int in {allowed}, not {value!r:.60}")
+    if not 1 <= value <= MAX_PAYLOAD_BYTES_LIMIT:
+        raise ConfigError(f"max_payload_bytes must be an int in {allowed}, not {value}")
+    return value
+
+
+def check_max_call_bytes(value: object) -> int:
+    """``value`` if it is an int (not a bool) in 1..:data:`MAX_CALL_BYTES`, else a
+    ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CALL_BYTES:
+        allowed = f"1..{MAX_CALL_BYTES}"
+        raise ConfigError(f"max_call_bytes must be an int in {allowed}, not {value!r:.60}")
+    return value
+
+
+def check_defaults(defaults: object) -> JobOptions:
+    """``defaults`` (None: the default JobOptions) if every option is in its range, else a
+    ConfigError naming the option."""
+    if defaults is None:
+        return JobOptions()
+    if not isinstance(defaults, JobOptions):
+        raise ConfigError(f"defaults must be a JobOptions, not {defaults!r:.60}")
+    try:
+        option_args(defaults)
+    except ValidationError as exc:
+        raise ConfigError(f"defaults: {exc}") from exc
+    return defaults
+
+
+def check_retention(retention: object) -> Retention:
+    """``retention`` (None: the default Retention), which checked its own fields when made."""
+    if retention is None:
+        return Retention()
+    if not isinstance(retention, Retention):
+        raise ConfigError(f"retention must be a Retention, not {retention!r:.60}")
+    return retention
 
 
 def build_ops(
@@ -54,13 +105,15 @@ def build_ops(
     max_payload_bytes: int,
     max_call_bytes: int = DEFAULT_MAX_CALL_BYTES,
 ) -> QueueOps:
-    """The pure core for one queue, with its settings checked."""
+    """The pure core for one queue, with its settings checked: the one place every queue class
+    (sync, asyncio, sharded) checks them, so a bad one is a ConfigError where the queue is made,
+    never an error at the first call. Nothing is sent to Redis."""
     return QueueOps(
-        QueueKeys(prefix, name),
-        defaults=defaults or JobOptions(),
-        retention=retention or Retention(),
-        max_payload_bytes=max_payload_bytes,
-        max_call_bytes=max_call_bytes,
+        QueueKeys(prefix, name),  # ConfigError for a bad prefix or name
+        defaults=check_defaults(defaults),
+        retention=check_retention(retention),
+        max_payload_bytes=check_max_payload_bytes(max_payload_bytes),
+        max_call_bytes=check_max_call_bytes(max_call_bytes),
     )
 
 
@@ -91,12 +144,15 @@ class Queue:
             lives in one slot, on the primary that owns it.
         name: the queue's name: 1-64 letters, digits, ``_``, ``.``, ``-``.
         prefix: the first part of every key (``<prefix>:{<name>}:<part>``).
-        defaults: options for jobs enqueued without their own.
+        defaults: options for jobs enqueued without their own (each in its documented range).
         retention: count limits on finished records.
-        max_payload_bytes: size cap for one encoded payload or result.
+        max_payload_bytes: size cap for one encoded payload or result, 1 byte to 512 MiB.
         max_call_bytes: byte budget of one script call (payloads enqueued, results completed,
-            payloads one claim returns): a larger batch goes in several calls, so no call
-            holds Redis, single-threaded, for long (default 4 MiB).
+            payloads one claim returns), 1 byte to 1 GiB: a larger batch goes in several
+            calls, so no call holds Redis, single-threaded, for long (default 4 MiB).
+
+    Raises:
+        ConfigError: a setting above is invalid (checked here; nothing is sent to Redis).
     """
 
     def __init__(

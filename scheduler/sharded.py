@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import redis.asyncio
 
 from ._codec import DEFAULT_MAX_PAYLOAD_BYTES
+from ._keys import validate_queue_name
 from ._models import (
     Claimed,
     Enqueued,
@@ -84,6 +85,7 @@ class ShardRouter:
     shards' replies add up. No I/O."""
 
     def __init__(self, name: str, shards: int) -> None:
+        validate_queue_name(name)  # before it is made into shard names, which hide a non-str
         if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
             raise ConfigError(f"shards must be an int from 1 to {MAX_SHARDS}, not {shards!r}")
         self.name = name
