@@ -2,7 +2,9 @@
 --[[
 purge: delete finished jobs (completed, dead or cancelled) for good, by id or the ones soonest
 to expire first. Active and waiting jobs are never purged: cancel them first. A stub (what
-count trimming keeps of a finished job) is purged like the job it stands for.
+count trimming keeps of a finished job) is purged like the job it stands for. With the state
+"quarantine", the corrupt records set aside in the quarantine (by id, or the oldest first)
+are deleted for good.
 
 Runs under OOM (allow-oom): it only deletes.
 
@@ -22,14 +24,14 @@ KEYS[12] unreadable  (ZSET)  ids of records of a newer version, by when last met
 ARGV[1] request_id   client-made, unique per call (an id): a repeat within the repeat window
                      answers as the first call did and changes nothing
 ARGV[2] window_ms    the repeat window (1..MAX_MS)
-ARGV[3] state        which finished state: completed, dead or cancelled
+ARGV[3] state        which finished state: completed, dead or cancelled; or quarantine
 ARGV[4] limit        with no ids: how many of that state's records to delete, soonest to expire
                      first (1..MAX_BATCH)
 ARGV[5..] ids        the jobs to delete (at most MAX_BATCH); none = the first `limit`
 
 Reply:  {STATUS.ok, purged, id_1, status_1, ...}: status_i is ok (deleted), not_found, bad_state
-          (the job is not in that state; nothing about it changed) or unreadable (a record this
-          code cannot read; unchanged)
+          (the job is not in that state, or not in the quarantine; nothing about it changed) or
+          unreadable (a record this code cannot read, out of the quarantine; unchanged)
         {STATUS.duplicate, purged, id_1, status_1, ...}: the first call's answer
         {STATUS.bad_arg, name}; nothing is written (also "request_id" for an id another kind
           of call used within the window)
@@ -55,6 +57,7 @@ local quarantine_key, unreadable_key = KEYS[11], KEYS[12]
 
 local set_for_state = {
   [STATE.completed] = completed_key, [STATE.dead] = dead_key, [STATE.cancelled] = cancelled_key,
+  quarantine = quarantine_key,
 }
 local request_id = id_arg(ARGV[1])
 if not request_id then return {STATUS.bad_arg, "request_id"} end
@@ -92,14 +95,42 @@ if previous then
 end
 
 local from_set = #ids == 0
+local plan = plan_new(K, now)
+local reply, record, purged, seen = {STATUS.ok, 0}, {}, 0, {}
+
+-- The quarantine: its records are unreadable by definition; what counts is being in it.
+local function purge_quarantined()
+  if from_set then ids = redis.call("ZRANGE", quarantine_key, 0, limit - 1) end
+  for _, id in ipairs(ids) do
+    local status = STATUS.ok
+    if seen[id] then
+      status = STATUS.not_found
+    elseif redis.call("ZSCORE", quarantine_key, id) then
+      delete_job(plan, id, quarantine_key)
+      purged = purged + 1
+      seen[id] = true
+    elseif redis.call("HGET", meta_key, id) then
+      status = STATUS.bad_state
+    else
+      status = STATUS.not_found
+    end
+    reply[#reply + 1] = id
+    reply[#reply + 1] = status
+    record[#record + 1] = id .. " " .. status
+  end
+  remember_request(plan, request_id, "purge", table.concat(record, ","), window_ms)
+  plan_apply(plan)
+  reply[2] = purged
+  return reply
+end
+if state == "quarantine" then return purge_quarantined() end
+
 local jobs, unread
 if from_set then
   ids, jobs, unread = walk_set(meta_key, set_key, nil, limit)
 else
   jobs, unread = jobs_read(meta_key, ids)
 end
-local plan = plan_new(K, now)
-local reply, record, purged, seen = {STATUS.ok, 0}, {}, 0, {}
 for _, id in ipairs(ids) do
   local job = jobs[id]
   local status = STATUS.ok

@@ -82,11 +82,17 @@ def queue_report(snapshot: Snapshot, rate: float | None) -> dict[str, Any]:
             None if stats.oldest_waiting_age_ms is None else stats.oldest_waiting_age_ms / 1000
         ),
         "throughput_per_s": rate,
+        "running": stats.running,
+        "leased_not_started": stats.counts[State.ACTIVE] - stats.running,
+        "stubs": stats.stubs,
+        "quarantined": stats.quarantined,
+        "unreadable_by_this_version": stats.unreadable,
         "active": [
             {
                 "id": job.id,
                 "worker": job.worker,
                 "attempt": job.attempt,
+                "running": job.is_running,
                 "lease_left_s": (job.deadline_ms - stats.now_ms) / 1000,
             }
             for job in stats.active
@@ -102,12 +108,21 @@ def format_report(name: str, report: dict[str, Any]) -> str:
     lines = [
         f"queue {name}",
         f"  {counts}",
+        f"  of the active: running {report['running']}"
+        f"  leased, not started {report['leased_not_started']}",
         f"  oldest waiting: {'-' if age is None else f'{age:.1f}s'}"
         f"  throughput: {'n/a' if rate is None else f'{rate:.1f} jobs/s'}",
     ]
-    for job in report["active"]:
+    set_aside = (report["stubs"], report["quarantined"], report["unreadable_by_this_version"])
+    if any(set_aside):
         lines.append(
-            f"  active {job['id']}  worker {job['worker']}  attempt {job['attempt']}"
+            f"  stubs {set_aside[0]}  quarantined {set_aside[1]}"
+            f"  unreadable by this version {set_aside[2]}"
+        )
+    for job in report["active"]:
+        kind = "running" if job["running"] else "leased"
+        lines.append(
+            f"  {kind} {job['id']}  worker {job['worker']}  attempt {job['attempt']}"
             f"  lease left {job['lease_left_s']:.1f}s"
         )
     return "\n".join(lines)

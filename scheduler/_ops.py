@@ -60,6 +60,9 @@ calls; one item larger than the budget goes alone."""
 MAX_CALL_BYTES = 1024 * 1024 * 1024
 """The largest byte budget a queue may be given (lua/lib/args.lua MAX_CALL_BYTES)."""
 
+QUARANTINE = "quarantine"
+"""purge.lua's name for the quarantine, in place of a finished state."""
+
 NOT_STARTED = -1
 """The ``started`` value of a lease whose handler has not begun (heartbeat and release)."""
 
@@ -388,6 +391,20 @@ class QueueOps:
             new_id() if request_id is None else check_id(request_id, "request id"),
             self.retention.repeat_window_ms,
             state.value,
+            check_int(limit, "limit", 1, MAX_BATCH),
+            *_ids(ids),
+        ]
+        return self._call("purge", args, self._read.listed_statuses)
+
+    def purge_quarantine(
+        self, ids: Sequence[str] = (), *, limit: int = 100, request_id: str | None = None
+    ) -> Call[list[ItemStatus]]:
+        """Delete corrupt records set aside in the quarantine for good: these ids, or the
+        ``limit`` oldest; safe to repeat, as :meth:`requeue`."""
+        args: list[Arg] = [
+            new_id() if request_id is None else check_id(request_id, "request id"),
+            self.retention.repeat_window_ms,
+            QUARANTINE,
             check_int(limit, "limit", 1, MAX_BATCH),
             *_ids(ids),
         ]

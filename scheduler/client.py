@@ -283,6 +283,15 @@ class Queue:
             self.ops.purge(state, ids, limit=limit, request_id=request_id)
         )
 
+    def purge_quarantine(
+        self, ids: Sequence[str] = (), *, limit: int = 100, request_id: str | None = None
+    ) -> list[ItemStatus]:
+        """Delete corrupt records set aside in the quarantine for good: ``ids``, or the
+        ``limit`` oldest; safe to repeat with the same ``request_id``."""
+        return self._run(
+            self.ops.purge_quarantine(ids, limit=limit, request_id=request_id)
+        )
+
     def inspect(self, job_id: str) -> JobInfo:
         """Everything known about one job. Raises :class:`JobNotFound`."""
         return self._run(self.ops.inspect(job_id))
