@@ -34,6 +34,7 @@ from .errors import (
     ScriptError,
     ServerFull,
     ValidationError,
+    WorkerCrashed,
 )
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "State",
     "Status",
     "ValidationError",
+    "WorkerCrashed",
     "check_server",
 ]
 __version__ = "0.1.0"

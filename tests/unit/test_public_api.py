@@ -42,6 +42,7 @@ PINNED_ALL = [
     "State",
     "Status",
     "ValidationError",
+    "WorkerCrashed",
     "check_server",
 ]
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
