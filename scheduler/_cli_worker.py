@@ -240,9 +240,10 @@ def run_thread_workers(args: argparse.Namespace, app: TaskRegistry, queues: list
         try:
             worker.run()
         except BaseException as exc:
-            logger.exception("worker %s failed", worker.worker_id)
+            # The other queues' workers go on: the process serves them until it is stopped,
+            # then exits non-zero so that a supervisor restarts it.
+            logger.exception("worker %s failed; the other queues' workers go on", worker.worker_id)
             failures.append(exc)
-            stop_all()
 
     install_signal_handlers(Shutdown(stop_all, args.grace_s), stop_signals(args))
     threads = [
@@ -375,8 +376,8 @@ async def _serve_async(args: argparse.Namespace, app: TaskRegistry, queues: list
         try:
             await worker.run()
         except Exception:
-            logger.exception("worker %s failed", worker.worker_id)
-            stop_all()
+            # As with thread workers: the others go on, and the exit code says it failed.
+            logger.exception("worker %s failed; the other queues' workers go on", worker.worker_id)
             return False
         return True
 
