@@ -10,20 +10,24 @@ Events: :meth:`~WorkerCore.start`, :meth:`~WorkerCore.claimed`, :meth:`~WorkerCo
 :meth:`~WorkerCore.started`, :meth:`~WorkerCore.finished`, :meth:`~WorkerCore.completed`,
 :meth:`~WorkerCore.failed`, :meth:`~WorkerCore.released`, :meth:`~WorkerCore.beaten`,
 :meth:`~WorkerCore.reaped`, :meth:`~WorkerCore.tick`, :meth:`~WorkerCore.stop_requested` and
-:meth:`~WorkerCore.helper_failed`; each returns a list of actions. :meth:`~WorkerCore.give_up`
-says when a call repeated after connection errors is abandoned.
+:meth:`~WorkerCore.helper_failed`; each returns a list of actions. Right before a call is
+sent, :meth:`~WorkerCore.refresh` sizes it (a claim, a batch of results) and
+:meth:`~WorkerCore.give_up` says whether to send or repeat it at all.
 
 What it decides:
 
 * **claims**: room for ``concurrency`` running jobs plus ``prefetch`` leased ahead; a lease
-  takes room from its claim until it is acknowledged (or handed back, or lost). It claims
-  again once a quarter of the room is free or a runner is idle, at most 1000 jobs per call;
-  after an empty claim it waits for work (never past the next delayed job or lease deadline).
+  takes room from its claim until its handler returns. It claims again once a quarter of the
+  room is free or a runner is idle, at most 1000 jobs per call, while the leases whose
+  acknowledgement is on its way number no more than 1000 or the room (acknowledgements that
+  lag far hold claims back). A claim is sized when it is sent (:meth:`WorkerCore.refresh`), so
+  the room freed meanwhile goes in the same call. After an empty claim it waits for work
+  (never past the next delayed job or lease deadline).
 * **runs**: leased jobs go to runners in claim order, ``concurrency`` at a time. A job whose
   payload could not be decoded never runs: it is failed at once, non-retryable.
 * **acknowledgements**: results go in batches of up to 1000 (one batch on its way at a time,
-  so they batch up while one is sent), failures one ``fail`` each; the answer to each item is
-  handled on its own.
+  so they batch up while one is sent; a batch takes the results finished until it is sent),
+  failures one ``fail`` each; the answer to each item is handled on its own.
 * **heartbeats**: every lease held, about every third of the shortest lease, in chunks of
   1000, with the ``started`` report of each lease whose handler began. A lease the reply names
   lost is cancelled (see the timeline below); a run past ``time_limit_ms`` is cancelled and
@@ -72,8 +76,8 @@ import math
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from enum import Enum
-from typing import Any
+from enum import Enum, IntEnum
+from typing import Any, TypeVar, cast
 
 from ._codec import Encoded
 from ._models import Claimed, Failed, Heartbeat, ItemStatus, Job, Reaped
@@ -115,6 +119,8 @@ from ._worker_log import (
     logger,
 )
 
+ActionT = TypeVar("ActionT", bound=Action)
+
 TICK_S = 0.02
 """How often a worker ticks its core (time limits, heartbeats, reaping, the stop's progress)."""
 ACK_BATCH = MAX_BATCH
@@ -141,14 +147,15 @@ class Phase(Enum):
     STOPPED = "stopped"
 
 
-class _Slot(Enum):
-    """Where a leased job is with the runners."""
+class _Slot(IntEnum):
+    """Where a leased job is with the runners (an int: it indexes the counts, on the hot
+    path)."""
 
-    QUEUED = "queued"  # waits for a runner (prefetched)
-    NONE = "none"  # will not run (handed back or lost before it began, bad payload)
-    DISPATCHED = "dispatched"  # handed to a runner, not begun yet
-    RUNNING = "running"  # the handler began
-    RETURNED = "returned"  # the handler returned or raised
+    QUEUED = 0  # waits for a runner (prefetched)
+    NONE = 1  # will not run (handed back or lost before it began, bad payload)
+    DISPATCHED = 2  # handed to a runner, not begun yet
+    RUNNING = 3  # the handler began
+    RETURNED = 4  # the handler returned or raised
 
 
 class _Hold(Enum):
@@ -159,23 +166,21 @@ class _Hold(Enum):
     ENDED = "ended"  # answered, lost or given up: nothing more is sent about it
 
 
-_BUSY = (_Slot.DISPATCHED, _Slot.RUNNING)
+_BUSY = frozenset({_Slot.DISPATCHED, _Slot.RUNNING})
+_UNHELD = frozenset({_Slot.NONE, _Slot.RETURNED})  # no runner has it, and none will
 
 
 class _Lease:
     """The core's record of one lease it holds."""
 
-    __slots__ = ("context", "hold", "slot", "why")
+    __slots__ = ("context", "hold", "slot", "token", "why")
 
     def __init__(self, context: JobContext) -> None:
         self.context = context
+        self.token = context.job.token
         self.slot = _Slot.QUEUED
         self.hold = _Hold.HELD
         self.why = ""  # why its result would be discarded (set when the lease stops being held)
-
-    @property
-    def token(self) -> str:
-        return self.context.job.token
 
 
 def idle_wait_s(claimed: Claimed, max_idle_s: float) -> float:
@@ -257,8 +262,7 @@ class WorkerCore:
         self._leases: dict[str, _Lease] = {}  # by token, in claim order
         self._latest: dict[str, _Lease] = {}  # by job id: the newest lease of each job
         self._queued: deque[_Lease] = deque()
-        self._busy = 0  # runs handed to runners, not returned
-        self._running = 0  # handlers begun, not returned
+        self._slots = [0] * len(_Slot)  # how many leases are at each slot
         self._timed: dict[str, _Lease] = {}  # begun runs under a time limit, in begin order
         self._lengths: Counter[int] = Counter()  # lease lengths of the leases not ended
         self._pending: dict[str, tuple[_Lease, Encoded]] = {}  # results not sent yet
@@ -278,7 +282,7 @@ class WorkerCore:
     @property
     def running(self) -> int:
         """How many handlers are running."""
-        return self._running
+        return self._slots[_Slot.RUNNING]
 
     @property
     def held(self) -> int:
@@ -337,7 +341,10 @@ class WorkerCore:
             if timeout > 0.001:
                 self._waiting = True
                 actions.append(WaitForWork(timeout))
-        return actions + self._after(now)
+        # The next claim waits for a runner to be idle or for room to free up (decided then,
+        # and sized when sent): claiming again at once would ask only for what this answer
+        # left free, in many small calls.
+        return actions + self._after(now, answered=bool(answer.jobs))
 
     def waited(self, now: float) -> list[Action]:
         """The idle wait for work ended (work came, it timed out, it was ended or failed)."""
@@ -346,7 +353,18 @@ class WorkerCore:
 
     def _add(self, lease: _Lease) -> None:
         self._leases[lease.token] = lease
+        self._slots[lease.slot] += 1
         self._lengths[lease.context.lease_ms] += 1
+
+    def _move(self, lease: _Lease, slot: _Slot) -> None:
+        self._slots[lease.slot] -= 1
+        self._slots[slot] += 1
+        lease.slot = slot
+
+    def _busy(self) -> int:
+        """Runs handed to runners and not returned."""
+        slots = self._slots
+        return slots[_Slot.DISPATCHED] + slots[_Slot.RUNNING]
 
     def _supersede(self, lease: _Lease) -> list[Action]:
         """A job claimed again while an older lease of it is still here (its lease expired and
@@ -366,7 +384,7 @@ class WorkerCore:
         for lease in fresh:
             bad = payload_outcome(lease.context.job)
             if bad is not None:
-                lease.slot = _Slot.NONE
+                self._move(lease, _Slot.NONE)
                 actions.append(self._fail(lease, bad, "its payload could not be decoded"))
             elif self.phase is Phase.RUNNING:
                 self._queued.append(lease)
@@ -384,14 +402,12 @@ class WorkerCore:
         if lease is None or lease.slot is not _Slot.DISPATCHED:
             return []
         if lease.hold is not _Hold.HELD or context.cancelled.is_set():
-            lease.slot = _Slot.NONE
-            self._busy -= 1
+            self._move(lease, _Slot.NONE)
             self._settle(lease)
             return self._after(now)
-        lease.slot = _Slot.RUNNING
+        self._move(lease, _Slot.RUNNING)
         context.begun = True
         context.started = now
-        self._running += 1
         if self.settings.time_limit_ms is not None:
             self._timed[lease.token] = lease
         return []
@@ -399,14 +415,13 @@ class WorkerCore:
     def finished(self, context: JobContext, outcome: RunOutcome, now: float) -> list[Action]:
         """A handler returned, raised or was cancelled; ``outcome`` holds its result encoded
         already, or the error text (see :func:`~scheduler._worker_context.result_outcome`)."""
-        lease = self._own(context)
-        if lease is None or lease.slot is not _Slot.RUNNING:
+        lease = self._leases.get(context.job.token)
+        if lease is None or lease.context is not context or lease.slot is not _Slot.RUNNING:
             return []
-        lease.slot = _Slot.RETURNED
+        self._move(lease, _Slot.RETURNED)
         context.finished = True
-        self._busy -= 1
-        self._running -= 1
-        self._timed.pop(lease.token, None)
+        if self._timed:
+            self._timed.pop(lease.token, None)
         actions = self._report(lease, outcome)
         self._settle(lease)
         return actions + self._after(now)
@@ -480,15 +495,18 @@ class WorkerCore:
         """The next batch of results, unless one is on its way (they batch up meanwhile)."""
         if self._completing is not None or not self._pending:
             return []
-        batch = list(itertools.islice(self._pending.values(), ACK_BATCH))
+        action = Complete(self._take_pending(ACK_BATCH))
+        self._completing = action
+        self._acks.add(action)
+        return [action]
+
+    def _take_pending(self, most: int) -> tuple[tuple[JobContext, Encoded], ...]:
+        batch = list(itertools.islice(self._pending.values(), max(0, most)))
         for lease, _ in batch:
             del self._pending[lease.token]
             lease.hold = _Hold.ACKING
             lease.why = "its result is being sent"
-        action = Complete(tuple((lease.context, result) for lease, result in batch))
-        self._completing = action
-        self._acks.add(action)
-        return [action]
+        return tuple((lease.context, result) for lease, result in batch)
 
     # -- events: maintenance -------------------------------------------------------------------
 
@@ -644,7 +662,7 @@ class WorkerCore:
             lease.why = "the lease was handed back"
             self._pending.pop(lease.token, None)
             if lease.slot is _Slot.QUEUED:
-                lease.slot = _Slot.NONE
+                self._move(lease, _Slot.NONE)
         actions: list[Action] = []
         busy = tuple(lease.context for lease in held if lease.slot in _BUSY)
         if busy:
@@ -655,35 +673,71 @@ class WorkerCore:
             actions.append(release)
         return actions
 
-    def _after(self, now: float) -> list[Action]:
-        """After any event: runs for free runners, a claim if there is room, the stop's
-        progress."""
-        return self._dispatch() + self._fill() + self._advance(now)
+    def _after(self, now: float, answered: bool = False) -> list[Action]:
+        """After any event: runs for free runners, a claim if there is room (after a claim's
+        answer, only for an idle runner), the stop's progress. (On the hot path: each part is
+        skipped when it has nothing to do.)"""
+        actions = self._dispatch() if self._queued else []
+        if self.phase is not Phase.RUNNING:
+            return actions + self._advance(now)
+        if self._claiming is not None or self._waiting:
+            return actions
+        if not (answered and self._busy() >= self.settings.concurrency):
+            actions += self._fill()
+        return actions
 
     def _dispatch(self) -> list[Action]:
         actions: list[Action] = []
-        while self._queued and self._busy < self.settings.concurrency:
+        while self._queued and self._busy() < self.settings.concurrency:
             lease = self._queued.popleft()
             if lease.slot is not _Slot.QUEUED:
                 continue  # lost or handed back while it waited
-            lease.slot = _Slot.DISPATCHED
-            self._busy += 1
+            self._move(lease, _Slot.DISPATCHED)
             actions.append(Run(lease.context))
         return actions
 
     def _fill(self) -> list[Action]:
-        if self.phase is not Phase.RUNNING or self._claiming is not None or self._waiting:
+        busy = self._busy()
+        free = self.capacity - busy - self._slots[_Slot.QUEUED]
+        if free < self.refill and not (free > 0 and busy < self.settings.concurrency):
             return []
-        free = self.capacity - len(self._leases)
-        idle = self._busy < self.settings.concurrency
-        if free < self.refill and not (free > 0 and idle):
+        count = self._claim_size()
+        if count <= 0:
             return []
-        self._claiming = Claim(min(free, MAX_BATCH), self._new_claim_id(), self.settings.lease_ms)
+        self._claiming = Claim(count, self._new_claim_id(), self.settings.lease_ms)
         return [self._claiming]
+
+    def _claim_size(self) -> int:
+        """How many jobs a claim sent now asks for: the free room, at most 1000. Leases whose
+        acknowledgement is on its way are held beside the room, up to :data:`ACK_BATCH` (or
+        the room, if larger): acknowledgements go on while claims do, but acknowledgements
+        that lag far (a slow Redis) hold claims back."""
+        free = self.capacity - self._busy() - self._slots[_Slot.QUEUED]
+        acking = max(self.capacity, ACK_BATCH)
+        return min(free, MAX_BATCH, self.capacity + acking - len(self._leases))
+
+    def refresh(self, action: ActionT, now: float) -> ActionT:
+        """``action`` as it should be sent now, asked by the shell right before its first try
+        (report the answer about the action returned): a claim asks for the room freed since it
+        was decided, a batch of completions takes the results finished since. So calls come in
+        larger batches, whatever the delay between deciding and sending."""
+        if isinstance(action, Claim) and action is self._claiming:
+            count = max(action.count, self._claim_size())
+            if count != action.count:
+                self._claiming = Claim(count, action.claim_id, action.lease_ms)
+            return cast(ActionT, self._claiming)
+        if isinstance(action, Complete) and action is self._completing and self._pending:
+            more = self._take_pending(ACK_BATCH - len(action.items))
+            if more:
+                self._acks.discard(action)
+                self._completing = Complete(action.items + more)
+                self._acks.add(self._completing)
+            return cast(ActionT, self._completing)
+        return action
 
     def _advance(self, now: float) -> list[Action]:
         actions: list[Action] = []
-        if self.phase is Phase.STOPPING and (self._busy == 0 or now >= self._grace_end):
+        if self.phase is Phase.STOPPING and (self._busy() == 0 or now >= self._grace_end):
             self.phase = Phase.DRAINING
             running = [lease for lease in self._leases.values() if lease.slot in _BUSY]
             actions += self._hand_back(running, now)
@@ -739,13 +793,14 @@ class WorkerCore:
             del self._lengths[length]
         self._pending.pop(lease.token, None)
         if lease.slot is _Slot.QUEUED:
-            lease.slot = _Slot.NONE
+            self._move(lease, _Slot.NONE)
         self._settle(lease)
 
     def _settle(self, lease: _Lease) -> None:
-        if lease.hold is not _Hold.ENDED or lease.slot in (*_BUSY, _Slot.QUEUED):
+        if lease.hold is not _Hold.ENDED or lease.slot not in _UNHELD:
             return
-        self._leases.pop(lease.token, None)
+        if self._leases.pop(lease.token, None) is not None:
+            self._slots[lease.slot] -= 1
         job_id = lease.context.job.id
         if self._latest.get(job_id) is lease:
             del self._latest[job_id]

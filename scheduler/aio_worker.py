@@ -268,6 +268,7 @@ class AsyncWorker:
     # -- the actions ---------------------------------------------------------------------------
 
     async def _claim(self, action: Claim) -> None:
+        action = self._core.refresh(action, time.monotonic())  # sized now (see the core)
         claimed, _ = await self._retrying(
             action,
             lambda: self.queue.claim(
@@ -305,6 +306,7 @@ class AsyncWorker:
             raise error
 
     async def _complete(self, action: Complete) -> None:
+        action = self._core.refresh(action, time.monotonic())  # with results finished since
         items = [(context.job, result) for context, result in action.items]
         statuses, retried = await self._retrying(action, lambda: self.queue.complete_many(items))
         self._feed(self._core.completed, action, statuses, retried)

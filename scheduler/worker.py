@@ -84,7 +84,7 @@ from ._worker_context import (
     result_encoder,
     result_outcome,
 )
-from ._worker_core import TICK_S, Phase, WorkerCore, retry_delays
+from ._worker_core import TICK_S, ActionT, Phase, WorkerCore, retry_delays
 from ._worker_log import logger
 from .client import Queue
 from .connection import TRANSIENT_ERRORS
@@ -234,9 +234,10 @@ class Worker:
         answers."""
         with self._lock:
             now = time.monotonic()
-            actions = self._take_stop(now)
+            actions = self._take_stop(now) if self._stop_flag else []
             actions += event(*args, now)
-        self._dispatch(actions)
+        if actions:
+            self._dispatch(actions)
 
     def _take_stop(self, now: float) -> list[Action]:
         if not self._stop_flag or self._stop_taken:
@@ -294,25 +295,41 @@ class Worker:
             if context is None:
                 return
             try:
-                self._run_one(context)
+                self._feed(self._core.started, context)
+                # A runner that finishes a job runs the next one the core hands out itself:
+                # waking another thread for it costs more than most short jobs.
+                while context is not None and context.begun:
+                    context = self._run_one(context)
             except Exception as exc:
                 self._feed(self._core.helper_failed, Lane.RUN, None, exc)
 
-    def _run_one(self, context: JobContext) -> None:
-        self._feed(self._core.started, context)
-        if not context.begun:
-            return  # handed back or lost before it began
+    def _run_one(self, context: JobContext) -> JobContext | None:
+        """Run one job; the next job this runner has begun, if the core handed one out."""
         outcome: RunOutcome
         try:
             result = self.handler(context.job, context)
             outcome = result_outcome(result, self._encode)
         except BaseException as exc:  # the job's failure, reported through fail()
             outcome = error_outcome(exc)
-        self._feed(self._core.finished, context, outcome)
+        with self._lock:  # one round: this job's end, and the start of the next one
+            now = time.monotonic()
+            actions = self._take_stop(now)
+            actions += self._core.finished(context, outcome, now)
+            following = next((a for a in actions if isinstance(a, Run)), None)
+            if following is not None:
+                actions.remove(following)
+                actions += self._core.started(following.context, now)
+        self._dispatch(actions)
+        return None if following is None else following.context
 
     # -- the actions ---------------------------------------------------------------------------
 
+    def _refresh(self, action: ActionT) -> ActionT:
+        with self._lock:
+            return self._core.refresh(action, time.monotonic())
+
     def _claim(self, action: Claim) -> None:
+        action = self._refresh(action)  # sized now: the room freed meanwhile is claimed too
         claimed, _ = self._retrying(
             action,
             partial(
@@ -337,6 +354,7 @@ class Worker:
         self._feed(self._core.waited)
 
     def _complete(self, action: Complete) -> None:
+        action = self._refresh(action)  # with the results finished meanwhile
         items = [(context.job, result) for context, result in action.items]
         statuses, retried = self._retrying(action, partial(self.queue.complete_many, items))
         self._feed(self._core.completed, action, statuses, retried)
