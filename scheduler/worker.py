@@ -247,6 +247,9 @@ class Worker:
         return self._core.stop_requested(now)
 
     def _gives_up(self, action: Action) -> bool:
+        core = self._core
+        if not self._stop_flag and core.phase is Phase.RUNNING and core.crashed is None:
+            return False  # the core's answer while running (read without the lock: hot path)
         with self._lock:
             now = time.monotonic()
             actions = self._take_stop(now)
