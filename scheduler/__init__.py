@@ -22,7 +22,7 @@ from ._models import (
 )
 from ._server_checks import check_server
 from ._status import Outcome, State, Status, Unreadable
-from ._worker_core import JobContext, NonRetryable
+from ._worker_context import JobContext, NonRetryable
 from .aio import AsyncQueue
 from .aio_worker import AsyncWorker
 from .client import Queue
@@ -40,6 +40,7 @@ from .errors import (
     ScriptError,
     ServerFull,
     ValidationError,
+    WorkerCrashed,
 )
 from .sharded import AsyncShardedQueue, ShardedQueue
 from .tasks import TaskRegistry, current_job
@@ -85,6 +86,7 @@ __all__ = [
     "UnreadableRecord",
     "ValidationError",
     "Worker",
+    "WorkerCrashed",
     "check_server",
     "connect",
     "connect_async",

@@ -274,9 +274,10 @@ def run_thread_workers(args: argparse.Namespace, app: TaskRegistry, queues: list
         try:
             worker.run()
         except BaseException as exc:
+            # The other queues' workers go on: the process serves them until it is stopped,
+            # then exits non-zero so that a supervisor restarts it.
             log_failure(args, worker.worker_id, exc)
             failures.append(exc)
-            stop_all()
 
     install_signal_handlers(Shutdown(stop_all, args.grace_s), stop_signals(args))
     threads = [
@@ -409,8 +410,8 @@ async def _serve_async(args: argparse.Namespace, app: TaskRegistry, queues: list
         try:
             await worker.run()
         except Exception as exc:
+            # As with thread workers: the others go on, and the exit code says it failed.
             log_failure(args, worker.worker_id, exc)
-            stop_all()
             return False
         return True
 

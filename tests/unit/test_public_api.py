@@ -53,6 +53,7 @@ PINNED_ALL = [
     "UnreadableRecord",
     "ValidationError",
     "Worker",
+    "WorkerCrashed",
     "check_server",
     "connect",
     "connect_async",
