@@ -252,7 +252,11 @@ def run_worker(args: argparse.Namespace) -> int:
 def log_failure(args: argparse.Namespace, worker_id: str, exc: BaseException) -> None:
     """Log a worker's failure on one line (with its traceback under ``--debug``)."""
     logger.error(
-        "worker %s failed: %s: %s", worker_id, type(exc).__name__, exc, exc_info=args.debug
+        "worker %s failed: %s: %s; the other queues' workers go on",
+        worker_id,
+        type(exc).__name__,
+        exc,
+        exc_info=args.debug,
     )
 
 
