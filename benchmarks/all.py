@@ -3,9 +3,9 @@ folder, then print the markdown tables of benchmarks/README.md.
 
     .venv/bin/python -m benchmarks.all [--out benchmarks/results] [--skip-peers] [--charts]
 
-Order: scripts, server_time, throughput, latency, memory, then the peer comparison (only the
-contenders that are installed run; the others are reported as not installed). Each benchmark
-starts its own throwaway Redis.
+Order: scripts, server_time, worst_case, throughput, latency, memory, then the peer comparison
+(only the contenders that are installed run; the others are reported as not installed). Each
+benchmark starts its own throwaway Redis.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import latency, memory, peers, report, scripts, server_time, throughput
+from . import latency, memory, peers, report, scripts, server_time, throughput, worst_case
 from ._common import RESULTS_DIR
 
 SUITE: dict[str, Callable[[Sequence[str] | None], dict[str, Any]]] = {
     "scripts": scripts.main,
     "server_time": server_time.main,
+    "worst_case": worst_case.main,
     "throughput": throughput.main,
     "latency": latency.main,
     "memory": memory.main,

@@ -17,7 +17,17 @@ from typing import Any
 
 from ._common import RESULTS_DIR, format_value
 
-ORDER = ("scripts", "server_time", "throughput", "latency", "memory", "peers", "quick", "drain")
+ORDER = (
+    "scripts",
+    "server_time",
+    "worst_case",
+    "throughput",
+    "latency",
+    "memory",
+    "peers",
+    "quick",
+    "drain",
+)
 
 
 def runs_text(fig: dict[str, Any]) -> str:

@@ -18,10 +18,15 @@ from ._models import (
     QueueStats,
     Reaped,
     Retention,
+    UnreadableRecord,
 )
 from ._server_checks import check_server
-from ._status import Outcome, State, Status
+from ._status import Outcome, State, Status, Unreadable
+from ._worker_context import JobContext, NonRetryable
+from .aio import AsyncQueue
+from .aio_worker import AsyncWorker
 from .client import Queue
+from .connection import connect, connect_async
 from .errors import (
     ConfigError,
     DuplicateJob,
@@ -30,14 +35,22 @@ from .errors import (
     JobNotFound,
     LeaseLost,
     PayloadError,
+    RecordUnreadable,
     SchedulerError,
     ScriptError,
     ServerFull,
     ValidationError,
+    WorkerCrashed,
 )
+from .sharded import AsyncShardedQueue, ShardedQueue
+from .tasks import TaskRegistry, current_job
+from .worker import Worker
 
 __all__ = [
     "ActiveJob",
+    "AsyncQueue",
+    "AsyncShardedQueue",
+    "AsyncWorker",
     "Claimed",
     "ConfigError",
     "DuplicateJob",
@@ -47,24 +60,36 @@ __all__ = [
     "InvalidState",
     "ItemStatus",
     "Job",
+    "JobContext",
     "JobError",
     "JobInfo",
     "JobNotFound",
     "JobOptions",
     "JobSpec",
     "LeaseLost",
+    "NonRetryable",
     "Outcome",
     "PayloadError",
     "Queue",
     "QueueStats",
     "Reaped",
+    "RecordUnreadable",
     "Retention",
     "SchedulerError",
     "ScriptError",
     "ServerFull",
+    "ShardedQueue",
     "State",
     "Status",
+    "TaskRegistry",
+    "Unreadable",
+    "UnreadableRecord",
     "ValidationError",
+    "Worker",
+    "WorkerCrashed",
     "check_server",
+    "connect",
+    "connect_async",
+    "current_job",
 ]
 __version__ = "0.1.0"

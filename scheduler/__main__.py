@@ -1,7 +1,8 @@
 """The command line: ``python -m scheduler COMMAND`` (also installed as ``scheduler``).
 
 Commands: demo, worker, enqueue, stats, inspect, dead, cancel, doctor; ``COMMAND --help``
-for each. Exit codes: 0 ok, 1 error, 2 wrong usage.
+for each. Exit codes: 0 ok, 1 an error, 2 wrong usage; every error is one line on stderr
+(``--debug`` adds its traceback).
 """
 
 from __future__ import annotations
@@ -15,6 +16,19 @@ from collections.abc import Sequence
 import redis
 
 from . import cli
+from ._cli_common import (
+    EXIT_USAGE,
+    PROG,
+    CliParser,
+    CommandFailed,
+    UsageError,
+    add_debug_option,
+    command_name,
+    int_in,
+    redis_url,
+    run_command,
+    say,
+)
 from ._local_redis import LocalRedis
 from .demo import (
     BULK_LEASE_MS,
@@ -24,11 +38,11 @@ from .demo import (
     run_bulk,
     run_seed_scenario,
 )
-from .errors import SchedulerError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
+MAX_DEMO_JOBS = 1_000_000
+MAX_DEMO_PROCESSES = 64
 
 
 def run_demo_on(url: str, jobs: int, processes: int) -> int:
@@ -67,10 +81,20 @@ def demo(url: str | None, jobs: int, processes: int) -> int:
         print("stopped the throwaway redis-server")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line and run it; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="scheduler", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def run_demo(args: argparse.Namespace) -> int:
+    """``demo``: the seed scenario and the bulk run; exit 0 when every job completed once."""
+    # The demo's own lines tell of the kill and the restart; keep the bar free of log lines.
+    logging.getLogger("scheduler.supervisor").setLevel(logging.ERROR)
+    try:
+        return demo(args.redis_url, args.jobs, args.processes)
+    except (TimeoutError, RuntimeError) as exc:  # a step did not finish, or no worker was left
+        raise CommandFailed(f"the demo failed: {type(exc).__name__}: {exc}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; its errors raise :class:`UsageError`."""
+    parser = CliParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser(
@@ -78,29 +102,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo_parser.add_argument(
         "--redis-url",
+        type=redis_url,
         default=os.environ.get("REDIS_URL") or None,
         help="an existing Redis to use (default: $REDIS_URL, else a throwaway local one)",
     )
-    demo_parser.add_argument("--jobs", type=int, default=3000, help="jobs in the bulk run")
     demo_parser.add_argument(
-        "--processes", type=int, default=3, help="worker processes in the bulk run"
+        "--jobs", type=int_in(1, MAX_DEMO_JOBS), default=3000, help="jobs in the bulk run"
     )
+    demo_parser.add_argument(
+        "--processes",
+        type=int_in(1, MAX_DEMO_PROCESSES),
+        default=3,
+        help="worker processes in the bulk run",
+    )
+    add_debug_option(demo_parser)
+    demo_parser.set_defaults(run=run_demo)
     cli.add_commands(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run it; returns the exit code (0 ok, 1 an error, 2 wrong
+    usage), every error reported on one line of stderr."""
+    try:
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # said here rather than by argparse, so that the message names the command
+            raise UsageError(
+                f"unrecognized arguments: {' '.join(extra)}", f"{PROG} {command_name(args)}"
+            )
+    except UsageError as exc:
+        say(exc.prog or PROG, f"error: {exc}")
+        return EXIT_USAGE
     if args.command != "demo":
         return cli.run(args)
-    try:
-        if args.jobs < 1 or args.processes < 1:
-            parser.error("--jobs and --processes must be at least 1")
-        # The demo's own lines tell of the kill and the restart; keep the bar free of log lines.
-        logging.getLogger("scheduler.supervisor").setLevel(logging.ERROR)
-        return demo(args.redis_url, args.jobs, args.processes)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (SchedulerError, redis.RedisError, TimeoutError, RuntimeError) as exc:
-        print(f"the demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    return run_command(args, args.run)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ._cli_common import EXIT_OK, connect, open_queue, print_json
+from ._cli_common import EXIT_OK, connect, open_queue, print_json, queue_name, seconds_in
 from ._models import QueueStats
 from ._status import State
 from .connection import SyncClient
 
 Subparsers = Any  # argparse's _SubParsersAction, private in typeshed
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+DAY_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +37,17 @@ def add_stats_command(commands: Subparsers, common: argparse.ArgumentParser) -> 
         "seconds left, the oldest waiting job's age and throughput (completed jobs per second "
         "between two snapshots; n/a on the first). Without --queue, every queue found by SCAN.",
     )
-    parser.add_argument("--queue", action="append", default=[], help="a queue (repeatable)")
+    parser.add_argument(
+        "--queue", action="append", type=queue_name, default=[], help="a queue (repeatable)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per snapshot")
     parser.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
-    parser.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
+    parser.add_argument(
+        "--interval",
+        type=seconds_in(0, DAY_S, low_open=True),
+        default=2.0,
+        help="seconds between redraws",
+    )
     parser.set_defaults(run=run_stats)
 
 
@@ -74,11 +82,17 @@ def queue_report(snapshot: Snapshot, rate: float | None) -> dict[str, Any]:
             None if stats.oldest_waiting_age_ms is None else stats.oldest_waiting_age_ms / 1000
         ),
         "throughput_per_s": rate,
+        "running": stats.running,
+        "leased_not_started": stats.counts[State.ACTIVE] - stats.running,
+        "stubs": stats.stubs,
+        "quarantined": stats.quarantined,
+        "unreadable_by_this_version": stats.unreadable,
         "active": [
             {
                 "id": job.id,
                 "worker": job.worker,
                 "attempt": job.attempt,
+                "running": job.is_running,
                 "lease_left_s": (job.deadline_ms - stats.now_ms) / 1000,
             }
             for job in stats.active
@@ -94,12 +108,21 @@ def format_report(name: str, report: dict[str, Any]) -> str:
     lines = [
         f"queue {name}",
         f"  {counts}",
+        f"  of the active: running {report['running']}"
+        f"  leased, not started {report['leased_not_started']}",
         f"  oldest waiting: {'-' if age is None else f'{age:.1f}s'}"
         f"  throughput: {'n/a' if rate is None else f'{rate:.1f} jobs/s'}",
     ]
-    for job in report["active"]:
+    set_aside = (report["stubs"], report["quarantined"], report["unreadable_by_this_version"])
+    if any(set_aside):
         lines.append(
-            f"  active {job['id']}  worker {job['worker']}  attempt {job['attempt']}"
+            f"  stubs {set_aside[0]}  quarantined {set_aside[1]}"
+            f"  unreadable by this version {set_aside[2]}"
+        )
+    for job in report["active"]:
+        kind = "running" if job["running"] else "leased"
+        lines.append(
+            f"  {kind} {job['id']}  worker {job['worker']}  attempt {job['attempt']}"
             f"  lease left {job['lease_left_s']:.1f}s"
         )
     return "\n".join(lines)
@@ -143,7 +166,7 @@ def run_stats(args: argparse.Namespace) -> int:
     try:
         view.show(view.reports())
         while args.watch:
-            time.sleep(max(args.interval, 0.05))  # the pace of a display, not a synchronisation
+            time.sleep(args.interval)  # the pace of a display, not a synchronisation
             view.show(view.reports())
     except KeyboardInterrupt:
         pass

@@ -38,11 +38,16 @@ from ._cli_common import (
     EXIT_OK,
     UsageError,
     connect,
+    int_in,
     open_queue,
+    queue_name,
+    seconds_in,
     setup_logging,
+    worker_id,
 )
 from ._models import Job
 from ._server_checks import check_server
+from ._validate import MAX_BATCH, MAX_MS
 from .aio import AsyncQueue
 from .aio_worker import AsyncWorker
 from .supervisor import Supervisor
@@ -62,6 +67,11 @@ With --processes N (N > 1), N child processes each run that worker, and a dead o
 the first signal stops them gracefully (exit 0 once they have exited), a second kills them.
 Logs go to stderr.
 """
+MAX_CONCURRENCY = 1000
+"""The most jobs at once per queue the command line takes (a thread each for sync tasks)."""
+MAX_PROCESSES = 256
+"""The most worker processes ``--processes`` takes."""
+DAY_S = 86_400.0
 LEFTOVER_WAIT_S = 2.0
 """After the workers stop, how long job threads that ignore their cancel flag may take before
 the process exits without them (their jobs were handed back already)."""
@@ -87,27 +97,48 @@ def add_worker_command(commands: Subparsers, common: argparse.ArgumentParser) ->
     parser.add_argument(
         "--queue",
         action="append",
+        type=queue_name,
         default=[],
         help=f"a queue to work on (repeatable: a worker per queue; default: {DEFAULT_QUEUE})",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=None, help="jobs at once per queue (default 4; 16 async)"
+        "--concurrency",
+        type=int_in(1, MAX_CONCURRENCY),
+        default=None,
+        help="jobs at once per queue (default 4; 16 async)",
     )
     parser.add_argument(
         "--prefetch",
-        type=int,
+        type=int_in(0, MAX_BATCH),
         default=None,
         help="thread workers: jobs leased ahead of a free thread (default: = concurrency)",
     )
     parser.add_argument(
-        "--lease-ms", type=int, default=None, help="lease per claim (default: the job's)"
+        "--lease-ms",
+        type=int_in(1, MAX_MS),
+        default=None,
+        help="lease per claim (default: the job's)",
     )
-    parser.add_argument("--grace-s", type=float, default=30.0, help="on stop, time to finish")
-    parser.add_argument("--time-limit-ms", type=int, default=None, help="fail longer jobs")
-    parser.add_argument("--worker-id", default=None, help="the name the monitor shows")
-    parser.add_argument("--max-idle-s", type=float, default=5.0, help="longest idle wait")
     parser.add_argument(
-        "--processes", type=int, default=1, help="worker processes, supervised (default 1)"
+        "--grace-s", type=seconds_in(0, DAY_S), default=30.0, help="on stop, time to finish"
+    )
+    parser.add_argument(
+        "--time-limit-ms", type=int_in(1, MAX_MS), default=None, help="fail longer jobs"
+    )
+    parser.add_argument(
+        "--worker-id", type=worker_id, default=None, help="the name the monitor shows"
+    )
+    parser.add_argument(
+        "--max-idle-s",
+        type=seconds_in(0, DAY_S, low_open=True),
+        default=5.0,
+        help="longest idle wait",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int_in(1, MAX_PROCESSES),
+        default=1,
+        help="worker processes, supervised (default 1)",
     )
     parser.set_defaults(run=run_worker)
 
@@ -202,14 +233,10 @@ def run_worker(args: argparse.Namespace) -> int:
     setup_logging(logging.INFO)
     app = load_app(args.app)
     queues = args.queue or [DEFAULT_QUEUE]
-    if args.concurrency is not None and args.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
-    if args.processes < 1:
-        raise UsageError("--processes must be at least 1")
     async_app = is_async_app(app)
-    if args.prefetch is not None and (args.prefetch < 0 or async_app):
+    if args.prefetch is not None and async_app:
         raise UsageError(
-            "--prefetch must be 0 or more, and applies to thread workers "
+            "--prefetch applies to thread workers "
             "(an async worker takes more jobs with a higher --concurrency)"
         )
     if args.processes > 1:
@@ -220,6 +247,17 @@ def run_worker(args: argparse.Namespace) -> int:
         code = run_thread_workers(args, app, queues)
     leave_stuck_threads(code)
     return code
+
+
+def log_failure(args: argparse.Namespace, worker_id: str, exc: BaseException) -> None:
+    """Log a worker's failure on one line (with its traceback under ``--debug``)."""
+    logger.error(
+        "worker %s failed: %s: %s; the other queues' workers go on",
+        worker_id,
+        type(exc).__name__,
+        exc,
+        exc_info=args.debug,
+    )
 
 
 def run_thread_workers(args: argparse.Namespace, app: TaskRegistry, queues: list[str]) -> int:
@@ -240,9 +278,10 @@ def run_thread_workers(args: argparse.Namespace, app: TaskRegistry, queues: list
         try:
             worker.run()
         except BaseException as exc:
-            logger.exception("worker %s failed", worker.worker_id)
+            # The other queues' workers go on: the process serves them until it is stopped,
+            # then exits non-zero so that a supervisor restarts it.
+            log_failure(args, worker.worker_id, exc)
             failures.append(exc)
-            stop_all()
 
     install_signal_handlers(Shutdown(stop_all, args.grace_s), stop_signals(args))
     threads = [
@@ -374,9 +413,9 @@ async def _serve_async(args: argparse.Namespace, app: TaskRegistry, queues: list
     async def run(worker: AsyncWorker) -> bool:
         try:
             await worker.run()
-        except Exception:
-            logger.exception("worker %s failed", worker.worker_id)
-            stop_all()
+        except Exception as exc:
+            # As with thread workers: the others go on, and the exit code says it failed.
+            log_failure(args, worker.worker_id, exc)
             return False
         return True
 

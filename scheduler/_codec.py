@@ -19,6 +19,14 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
 _NIL = b"\xc0"
+
+
+class Encoded(bytes):
+    """A value :func:`encode` has encoded already: passed through as it is (after the size
+    check), so that a worker can encode each result as soon as its handler returns, fail
+    just that job when it cannot, and send the bytes later."""
+
+
 _SCALARS = frozenset({str, bytes, int, float, bool})
 
 
@@ -37,6 +45,10 @@ def encode(
     if value is None:
         return _NIL
     kind = type(value)
+    if kind is Encoded:
+        if len(value) > max_bytes:
+            raise PayloadError(f"{what} is {len(value)} bytes, over the limit of {max_bytes}")
+        return value  # type: ignore[no-any-return]
     try:
         data: bytes = msgpack.packb(value, use_bin_type=True, datetime=False)
     except (TypeError, ValueError, OverflowError) as exc:

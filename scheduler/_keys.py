@@ -13,23 +13,28 @@ from dataclasses import dataclass
 from .errors import ConfigError
 
 KEY_PARTS: tuple[str, ...] = (
-    "clock",
     "meta",
     "payload",
+    "result",
+    "error",
     "ready",
     "delayed",
     "active",
+    "running",
     "completed",
     "dead",
     "cancelled",
-    "result",
-    "error",
+    "stubs",
+    "quarantine",
+    "unreadable",
     "seq",
-    "claims",
-    "claim_exp",
+    "requests",
+    "request_exp",
     "wake",
+    "clock",
 )
-"""Every key a queue owns; the names a script header gives its KEYS."""
+"""Every key a queue owns; the names a script header gives its KEYS (``clock`` only in the
+test build of the scripts, see :mod:`scheduler._scripts`)."""
 
 QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}(?::[0-9]{1,4})?")
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._status import Outcome, State, Status
+from ._status import Outcome, State, Status, Unreadable
+from .errors import ConfigError
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -43,15 +44,45 @@ class JobOptions:
 
 @dataclass(frozen=True, slots=True)
 class Retention:
-    """Count limits on finished records, applied in bounded steps by the scripts that add them.
+    """Count limits on finished records, applied in bounded steps by the scripts that add them,
+    and the repeat window.
 
     Age limits are per job (:attr:`JobOptions.keep_result_ms`, :attr:`JobOptions.keep_dead_ms`).
+
+    Attributes:
+        max_completed: completed records kept (with their payloads and results); past it the
+            ones soonest to expire are trimmed.
+        max_dead: dead records kept.
+        max_cancelled: cancelled records kept.
+        trim_batch: the most records one call trims, of each kind.
+        repeat_window_ms: how long a repeated call is sure to get the first call's answer,
+            whatever the count limits: count trimming keeps a stub of each finished job this
+            long (its id, token and outcome; about 100 bytes of Redis memory), so a repeated
+            enqueue, complete, fail or cancel still finds it; and claims, requeues and purges
+            are remembered by their request id this long. A job's own shorter
+            ``keep_result_ms`` / ``keep_dead_ms`` is honoured and gives that window up.
+            Memory: about ``finish rate x window x 100`` bytes while the count limits trim.
     """
 
     max_completed: int = 100_000
     max_dead: int = 100_000
     max_cancelled: int = 100_000
     trim_batch: int = 100
+    repeat_window_ms: int = 60_000
+
+    def __post_init__(self) -> None:
+        """Refuse a field that is not an int (a bool included) in its range: ``max_completed``,
+        ``max_dead`` and ``max_cancelled`` 0..10**9, ``trim_batch`` 0..1000 (the scripts'
+        batch limit), ``repeat_window_ms`` 1 ms..a century, so a bad Retention fails where it
+        is made, not at the first call."""
+        limits = (("max_completed", 0, 10**9), ("max_dead", 0, 10**9), ("max_cancelled", 0, 10**9))
+        window = ("repeat_window_ms", 1, 100 * 365 * 24 * 3600 * 1000)
+        for name, low, high in (*limits, ("trim_batch", 0, 1000), window):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(
+                    f"Retention.{name} must be an int in {low}..{high}, not {value!r:.60}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +99,13 @@ class Enqueued:
     """The answer to enqueueing one job.
 
     ``created`` is False when a job with that id existed already (the call changed nothing);
-    ``state`` is the job's state after the call.
+    ``state`` is the job's state after the call (None when an existing job's record is one this
+    version cannot read, see :class:`~scheduler.errors.RecordUnreadable`).
     """
 
     id: str
     created: bool
-    state: State
+    state: State | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +115,11 @@ class Job:
     ``token`` fences every later call about this lease; it is also a good idempotency key for the
     job's own side effects. ``deadline_ms`` is when the lease runs out (server clock) unless a
     heartbeat extends it.
+
+    ``payload_error`` says why the stored payload could not be decoded (not msgpack, an ext
+    type, a map key that is not a string, over this client's ``max_payload_bytes``); the
+    payload is then None. A worker fails such a job at once, non-retryable, and runs the rest
+    of its batch: one bad payload never costs its neighbours anything.
     """
 
     queue: str
@@ -91,6 +128,7 @@ class Job:
     attempt: int
     token: str
     deadline_ms: int
+    payload_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +188,16 @@ class ItemStatus:
 
 @dataclass(frozen=True, slots=True)
 class JobInfo:
-    """Everything known about one job (:meth:`Queue.inspect`)."""
+    """Everything known about one job (:meth:`Queue.inspect`).
+
+    ``leased_ms`` is when the latest lease was handed out; ``started_ms`` when that lease's
+    handler began, as its worker reported it (0: not begun, or not reported yet; a job that
+    finished before its worker's first heartbeat has none). ``stub`` is True when count trimming
+    kept only a stub of a finished job (state, attempts, token, outcome and times: its options,
+    payload, result and error are gone). A payload or result that cannot be decoded is None,
+    with the reason in ``payload_error`` / ``result_error`` and the stored bytes in
+    ``raw_payload`` / ``raw_result``.
+    """
 
     queue: str
     id: str
@@ -164,6 +211,7 @@ class JobInfo:
     deadline_ms: int
     created_ms: int
     ready_ms: int
+    leased_ms: int
     started_ms: int
     finished_ms: int
     options: JobOptions
@@ -171,28 +219,53 @@ class JobInfo:
     result: Any
     error: str | None
     now_ms: int
+    payload_bytes: int = -1
+    stub: bool = False
+    payload_error: str | None = None
+    result_error: str | None = None
+    raw_payload: bytes | None = None
+    raw_result: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ActiveJob:
-    """One leased job in :class:`QueueStats`: who holds it and until when."""
+    """One leased job in :class:`QueueStats`: who holds it and until when, when it was leased,
+    and when its handler began (``started_ms`` 0: a prefetched job, or one whose start its
+    worker has not reported yet)."""
 
     id: str
     worker: str
     attempt: int
     deadline_ms: int
+    leased_ms: int
     started_ms: int
+
+    @property
+    def is_running(self) -> bool:
+        """True once its handler began (as reported); False while it waits in a worker."""
+        return self.started_ms > 0
 
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """A snapshot of a queue (:meth:`Queue.stats`), the monitor's view."""
+    """A snapshot of a queue (:meth:`Queue.stats`), the monitor's view.
+
+    ``counts`` has every state. Of the active jobs, ``running`` have a handler that began (as
+    their workers reported); the others are leased and wait in a worker (prefetched). ``stubs``
+    are finished jobs count trimming keeps as stubs for the repeat window; ``quarantined`` are
+    corrupt records set aside (``scheduler quarantine list``); ``unreadable`` are records of a
+    newer version of this package met in the last 10 minutes, left untouched for it.
+    """
 
     queue: str
     now_ms: int
     counts: dict[State, int]
     oldest_waiting_ms: int | None
     active: list[ActiveJob] = field(default_factory=list)
+    running: int = 0
+    stubs: int = 0
+    quarantined: int = 0
+    unreadable: int = 0
 
     @property
     def oldest_waiting_age_ms(self) -> int | None:
@@ -200,3 +273,20 @@ class QueueStats:
         if self.oldest_waiting_ms is None:
             return None
         return max(0, self.now_ms - self.oldest_waiting_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableRecord:
+    """What is stored for a job whose record this version cannot read (see
+    :class:`~scheduler.errors.RecordUnreadable`): why (``newer`` or ``corrupt``), the raw record
+    and payload, the note kept with it, and when it was quarantined (None: it was not, as a
+    newer record never is)."""
+
+    queue: str
+    id: str
+    reason: Unreadable
+    record: bytes
+    payload: bytes | None
+    note: str | None
+    quarantined_ms: int | None
+    now_ms: int

@@ -2,11 +2,13 @@
 
 After attempt ``n`` fails, the next one waits ``min(backoff_max_ms, backoff_ms * 2**(n-1))``,
 of which a share ``jitter`` is drawn at random: the delay lies in ``[d - floor(d * jitter), d]``.
-The script draws the delay; this module states its bounds, for tests and documentation.
+The draw comes from the lease token (SHA-1), so it is the same for a repeated call, and this
+module can compute it exactly (:func:`retry_delay_ms`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 from ._models import JobOptions
@@ -23,3 +25,14 @@ def delay_bounds_ms(options: JobOptions, attempt: int) -> tuple[int, int]:
     delay = nominal_delay_ms(options, attempt)
     spread = math.floor(delay * round(options.jitter * 1000) / 1000)
     return delay - spread, delay
+
+
+def retry_delay_ms(options: JobOptions, attempt: int, token: str) -> int:
+    """The delay the script draws after failed attempt ``attempt`` of the lease ``token``:
+    52 bits of the SHA-1 of ``"<token>:retry"``, modulo the spread + 1."""
+    delay = nominal_delay_ms(options, attempt)
+    spread = math.floor(delay * round(options.jitter * 1000) / 1000)
+    if spread <= 0:
+        return delay
+    draw = int(hashlib.sha1(f"{token}:retry".encode()).hexdigest()[:13], 16)
+    return delay - spread + draw % (spread + 1)

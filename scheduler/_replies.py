@@ -21,9 +21,17 @@ from ._models import (
     JobOptions,
     QueueStats,
     Reaped,
+    UnreadableRecord,
 )
-from ._status import JOB_FIELDS, Outcome, State, Status
-from .errors import InvalidState, JobNotFound, LeaseLost, ScriptError
+from ._status import JOB_FIELDS, Outcome, State, Status, Unreadable
+from .errors import (
+    InvalidState,
+    JobNotFound,
+    LeaseLost,
+    PayloadError,
+    RecordUnreadable,
+    ScriptError,
+)
 
 _STATUS_BY_REPLY: dict[Any, Status] = {status.value.encode(): status for status in Status}
 """Each status as a script's reply carries it (bytes), for a lookup without decoding."""
@@ -68,36 +76,59 @@ class ReplyReader:
             return None
         return _codec.decode(data, max_bytes=self.max_payload_bytes, what=what)
 
+    def try_decode(self, data: bytes | None, what: str) -> tuple[Any, str | None]:
+        """Decode one payload or result: (value, None), or (None, why) when it cannot be
+        decoded, so that one bad item never fails the others of its reply."""
+        try:
+            return self.decode(data, what), None
+        except PayloadError as exc:
+            return None, str(exc)
+
+    def raise_for(self, status: Status, job_id: str) -> None:
+        """Raise the error a per-job status stands for (nothing for ok or duplicate)."""
+        queue = self.queue
+        if status is Status.NOT_FOUND:
+            raise JobNotFound("no such job", queue=queue, job_id=job_id)
+        if status is Status.LEASE_LOST:
+            raise LeaseLost("the lease is no longer held", queue=queue, job_id=job_id)
+        if status is Status.UNREADABLE:
+            raise RecordUnreadable(
+                "the job's record is of a newer version, or corrupt", queue=queue, job_id=job_id
+            )
+
     def enqueued(self, reply: Any) -> list[Enqueued]:
-        """enqueue.lua: one :class:`Enqueued` per job, in order."""
+        """enqueue.lua: one :class:`Enqueued` per job, in order (state None for an existing
+        record this version cannot read)."""
         status_of(reply, "enqueue")
         items = reply[2:]
         ok, states = _OK_REPLY, _STATE_BY_REPLY
         return [
-            Enqueued(
-                text(items[i]), items[i + 1] == ok, states.get(items[i + 2]) or State(items[i + 2])
-            )
+            Enqueued(text(items[i]), items[i + 1] == ok, states.get(items[i + 2]))
             for i in range(0, len(items), 3)
         ]
 
     def claimed(self, reply: Any) -> Claimed:
-        """claim.lua: the jobs leased, payloads decoded."""
+        """claim.lua: the jobs leased, each payload decoded on its own: one that cannot be
+        decoded leaves that job's ``payload`` None with the reason in ``payload_error``."""
         status = status_of(reply, "claim")
         if status is Status.EMPTY:
             next_ms = int(reply[2]) if len(reply) > 2 else 0
             return Claimed([], int(reply[1]), next_ms=next_ms or None)
         items = reply[2:]
-        jobs = [
-            Job(
-                queue=self.queue,
-                id=text(items[i]),
-                payload=self.decode(items[i + 1], "payload"),
-                attempt=int(items[i + 2]),
-                token=text(items[i + 3]),
-                deadline_ms=int(items[i + 4]),
+        jobs = []
+        for i in range(0, len(items), 5):
+            payload, error = self.try_decode(items[i + 1], "payload")
+            jobs.append(
+                Job(
+                    queue=self.queue,
+                    id=text(items[i]),
+                    payload=payload,
+                    attempt=int(items[i + 2]),
+                    token=text(items[i + 3]),
+                    deadline_ms=int(items[i + 4]),
+                    payload_error=error,
+                )
             )
-            for i in range(0, len(items), 5)
-        ]
         return Claimed(jobs, int(reply[1]), repeated=status is Status.DUPLICATE)
 
     def item_statuses(self, ids: list[str], reply: Any) -> list[ItemStatus]:
@@ -120,10 +151,7 @@ class ReplyReader:
     def failed(self, job_id: str, reply: Any) -> Failed:
         """fail.lua: the outcome, or :class:`LeaseLost` / :class:`JobNotFound`."""
         status = status_of(reply, "fail")
-        if status is Status.NOT_FOUND:
-            raise JobNotFound("no such job", queue=self.queue, job_id=job_id)
-        if status is Status.LEASE_LOST:
-            raise LeaseLost("the lease is no longer held", queue=self.queue, job_id=job_id)
+        self.raise_for(status, job_id)
         return Failed(Outcome(text(reply[1])), int(reply[2]), repeated=status is Status.DUPLICATE)
 
     def heartbeat(self, reply: Any) -> Heartbeat:
@@ -139,8 +167,7 @@ class ReplyReader:
     def cancelled(self, job_id: str, reply: Any) -> bool:
         """cancel.lua: True when cancelled now, False when already cancelled."""
         status = status_of(reply, "cancel")
-        if status is Status.NOT_FOUND:
-            raise JobNotFound("no such job", queue=self.queue, job_id=job_id)
+        self.raise_for(status, job_id)
         if status is Status.BAD_STATE:
             raise InvalidState(
                 "only a waiting or delayed job can be cancelled",
@@ -151,10 +178,14 @@ class ReplyReader:
         return status is Status.OK
 
     def job_info(self, job_id: str, reply: Any) -> JobInfo:
-        """inspect.lua: the whole record, payload and result decoded."""
+        """inspect.lua: the whole record, payload and result each decoded on its own (one that
+        cannot be decoded is None, with the reason and the raw bytes beside it).
+        :class:`JobNotFound`, or :class:`RecordUnreadable` with the stored bytes."""
         status = status_of(reply, "inspect")
         if status is Status.NOT_FOUND:
             raise JobNotFound("no such job", queue=self.queue, job_id=job_id)
+        if status is Status.UNREADABLE:
+            raise self._unreadable(job_id, reply)
         record = dict(zip(JOB_FIELDS, reply[2], strict=True))
         numbers = {k: int(v) for k, v in record.items() if isinstance(v, int)}
         options = JobOptions(
@@ -167,6 +198,8 @@ class ReplyReader:
             keep_result_ms=numbers["keep_result_ms"],
             keep_dead_ms=numbers["keep_dead_ms"],
         )
+        payload, payload_error = self.try_decode(reply[3], "payload")
+        result, result_error = self.try_decode(reply[4], "result")
         error = reply[5]
         return JobInfo(
             queue=self.queue,
@@ -181,13 +214,40 @@ class ReplyReader:
             deadline_ms=numbers["deadline_ms"],
             created_ms=numbers["created_ms"],
             ready_ms=numbers["ready_ms"],
+            leased_ms=numbers["leased_ms"],
             started_ms=numbers["started_ms"],
             finished_ms=numbers["finished_ms"],
             options=options,
-            payload=self.decode(reply[3], "payload"),
-            result=self.decode(reply[4], "result"),
+            payload=payload,
+            result=result,
             error=None if error is None else text(error),
             now_ms=int(reply[1]),
+            payload_bytes=numbers["payload_bytes"],
+            stub=bool(int(reply[6])),
+            payload_error=payload_error,
+            result_error=result_error,
+            raw_payload=reply[3] if payload_error else None,
+            raw_result=reply[4] if result_error else None,
+        )
+
+    def _unreadable(self, job_id: str, reply: Any) -> RecordUnreadable:
+        reason, record, payload, note, quarantined = reply[2:7]
+        details = UnreadableRecord(
+            queue=self.queue,
+            id=job_id,
+            reason=Unreadable(text(reason)),
+            record=record,
+            payload=payload,
+            note=None if note is None else text(note),
+            quarantined_ms=int(quarantined) or None,
+            now_ms=int(reply[1]),
+        )
+        kind = "of a newer version" if details.reason is Unreadable.NEWER else "corrupt"
+        return RecordUnreadable(
+            f"the job's record is {kind} ({len(record)} bytes)",
+            queue=self.queue,
+            job_id=job_id,
+            record=details,
         )
 
     def stats(self, reply: Any) -> QueueStats:
@@ -211,7 +271,19 @@ class ReplyReader:
                 int(items[i + 2]),
                 int(items[i + 3]),
                 int(items[i + 4]),
+                int(items[i + 5]),
             )
-            for i in range(0, len(items), 5)
+            for i in range(0, len(items), 6)
         ]
-        return QueueStats(self.queue, int(reply[1]), counts, oldest or None, active)
+        running, stubs, quarantined, unreadable = (int(n) for n in reply[5])
+        return QueueStats(
+            self.queue,
+            int(reply[1]),
+            counts,
+            oldest or None,
+            active,
+            running=running,
+            stubs=stubs,
+            quarantined=quarantined,
+            unreadable=unreadable,
+        )

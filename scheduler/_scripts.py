@@ -5,6 +5,12 @@ Each ``lua/<name>.lua`` is one state change. A line ``-- @include <helper>`` is 
 The header's ``KEYS[i] <part> (TYPE)`` lines name the keys the script takes, in order: the
 client passes exactly those (see :mod:`scheduler._keys`), so the header is the one source of the
 script's key contract.
+
+**Two builds.** :data:`PRODUCTION` is what every client loads: a script reads the time from
+Redis ``TIME`` only (``lib/now.lua``). :data:`TEST_BUILD` inlines ``lib/now_test.lua`` instead,
+which also reads the queue's test clock (``scheduler.testing``) from one more key, appended to
+the script's KEYS: so no production call ever reads a clock key. Only
+:func:`scheduler.testing.use_test_build` switches a process to the test build.
 """
 
 from __future__ import annotations
@@ -34,6 +40,16 @@ SCRIPT_NAMES: tuple[str, ...] = (
 )
 """Every script of the package, one per state change (``inspect`` and ``stats`` only read)."""
 
+PRODUCTION = "production"
+"""The build every client loads."""
+TEST_BUILD = "test"
+"""The build with the test clock (see the module docstring); tests only."""
+BUILDS = (PRODUCTION, TEST_BUILD)
+CLOCK_HELPER = "now"
+"""The helper the test build replaces, and the part its extra key is."""
+
+_build = PRODUCTION
+
 _INCLUDE = re.compile(r"^-- @include (\S+)\s*$")
 _KEY_LINE = re.compile(r"^KEYS\[(\d+)\]\s+(\w+)\s+\((\w+)\)")
 
@@ -52,8 +68,9 @@ def lua_root() -> Traversable:
     return files("scheduler") / "lua"
 
 
-def expand(name: str, text: str, read_helper: _HelperReader) -> str:
-    """Return ``text`` with each ``-- @include`` line replaced by the helper's text."""
+def expand(name: str, text: str, read_helper: _HelperReader, build: str = PRODUCTION) -> str:
+    """Return ``text`` with each ``-- @include`` line replaced by the helper's text (in the
+    test build, ``now`` by ``now_test``)."""
     seen: set[str] = set()
     lines = []
     for line in text.splitlines():
@@ -62,6 +79,8 @@ def expand(name: str, text: str, read_helper: _HelperReader) -> str:
             lines.append(line)
             continue
         helper = match.group(1)
+        if build == TEST_BUILD and helper == CLOCK_HELPER:
+            helper = "now_test"
         if helper in seen:
             raise ConfigError(f"{name}.lua includes {helper!r} twice")
         seen.add(helper)
@@ -105,8 +124,13 @@ class _HelperReader:
         return path.read_text(encoding="utf-8")
 
 
-def load_script(name: str, root: Traversable | None = None) -> ScriptSource:
-    """Read, expand and parse the script ``name`` from ``root`` (default: the package's)."""
+def load_script(
+    name: str, root: Traversable | None = None, build: str = PRODUCTION
+) -> ScriptSource:
+    """Read, expand and parse the script ``name`` from ``root`` (default: the package's), in
+    ``build``: the test build appends the clock key to a script that reads the time."""
+    if build not in BUILDS:
+        raise ConfigError(f"unknown script build {build!r}")
     root = root if root is not None else lua_root()
     path = root / f"{name}.lua"
     if not path.is_file():
@@ -114,10 +138,33 @@ def load_script(name: str, root: Traversable | None = None) -> ScriptSource:
     raw = path.read_text(encoding="utf-8")
     if not raw.startswith("#!lua"):
         raise ConfigError(f"{name}.lua must start with a #!lua line")
-    return ScriptSource(name, expand(name, raw, _HelperReader(root)), parse_key_parts(name, raw))
+    parts = parse_key_parts(name, raw)
+    if build == TEST_BUILD and f"-- @include {CLOCK_HELPER}" in raw.splitlines():
+        parts = (*parts, "clock")
+    return ScriptSource(name, expand(name, raw, _HelperReader(root), build), parts)
 
 
 @cache
+def build_scripts(build: str) -> dict[str, ScriptSource]:
+    """Every script of the package in ``build``, loaded once per process."""
+    return {name: load_script(name, build=build) for name in SCRIPT_NAMES}
+
+
 def all_scripts() -> dict[str, ScriptSource]:
-    """Every script of the package, loaded once per process."""
-    return {name: load_script(name) for name in SCRIPT_NAMES}
+    """Every script of the package, in this process's build (production unless
+    :func:`scheduler.testing.use_test_build` was called)."""
+    return build_scripts(_build)
+
+
+def current_build() -> str:
+    """The build this process loads: :data:`PRODUCTION` or :data:`TEST_BUILD`."""
+    return _build
+
+
+def select_build(build: str) -> None:
+    """Make ``build`` the one every queue made from now on loads (tests only; see
+    :mod:`scheduler.testing`)."""
+    global _build
+    if build not in BUILDS:
+        raise ConfigError(f"unknown script build {build!r}")
+    _build = build

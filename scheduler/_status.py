@@ -1,5 +1,5 @@
-"""The closed vocabularies shared with the Lua scripts: statuses, states, lease outcomes and the
-fields of a job record.
+"""The closed vocabularies shared with the Lua scripts: statuses, states, lease outcomes, the
+reasons a record cannot be read, and the fields of a job record.
 
 Each mirrors a table in ``lua/lib/status.lua`` or ``lua/lib/job.lua``;
 ``tests/unit/test_parity.py`` reads the Lua side and fails if the two ever disagree.
@@ -19,6 +19,7 @@ class Status(StrEnum):
     DUPLICATE = "duplicate"
     LEASE_LOST = "lease_lost"
     BAD_STATE = "bad_state"
+    UNREADABLE = "unreadable"
     BAD_ARG = "bad_arg"
 
 
@@ -63,6 +64,18 @@ class Outcome(StrEnum):
     RETURNED = "returned"
 
 
+class Unreadable(StrEnum):
+    """Why a job record cannot be read by this version of the package.
+
+    ``NEWER``: written by a newer version (a rolling upgrade, or a rollback): it is left
+    untouched, for a worker of that version. ``CORRUPT``: no version can read it: it is moved to
+    the queue's quarantine, which trimming never touches.
+    """
+
+    NEWER = "newer"
+    CORRUPT = "corrupt"
+
+
 JOB_FIELDS: tuple[str, ...] = (
     "state",
     "attempt",
@@ -80,7 +93,9 @@ JOB_FIELDS: tuple[str, ...] = (
     "worker",
     "created_ms",
     "ready_ms",
+    "leased_ms",
     "started_ms",
     "finished_ms",
+    "payload_bytes",
 )
 """The fields of a job record, in the order ``inspect.lua`` returns them."""

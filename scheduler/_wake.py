@@ -12,15 +12,17 @@ own, on a single Redis or on the cluster node that owns the queue's slot.
 * Several wake keys (the shards of a :class:`~scheduler.sharded.ShardedQueue`) are popped in one
   ``BLPOP`` on a single Redis; on a cluster their slots differ, so each wait pops one of them in
   turn, for at most :data:`SHARDED_WAIT_S`, and the worker claims across all shards in between.
-* :meth:`WakeWaiter.unblock` (the thread worker's stop) sends ``CLIENT UNBLOCK`` to the node the
-  waiting connection is on.
+* :meth:`WakeWaiter.unblock` (the thread worker's stop) sends nothing to Redis: it shuts down
+  the waiting connection's socket locally, so it needs no ``CLIENT UNBLOCK`` (``@admin``) and
+  works for a least-privilege ACL user and on any cluster node alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,9 +39,6 @@ from .connection import is_cluster
 
 SHARDED_WAIT_S = 0.2
 """On a cluster, the longest one wait on one shard's wake key lasts."""
-
-UNBLOCK_TRIES_S = 2.0
-"""How long :meth:`WakeWaiter.unblock` keeps trying to end a wait that has not blocked yet."""
 
 REDIRECT_PAUSE_S = 0.05
 """The pause after a redirection, so a slot being migrated does not make the worker spin."""
@@ -76,7 +75,25 @@ class _Rotation:
 
 
 class WakeWaiter:
-    """Blocking waits for work, for the thread worker (see the module docstring)."""
+    """Blocking waits for work, for the thread worker (see the module docstring).
+
+    How :meth:`unblock` ends a wait from another thread, without a Redis command::
+
+        claimer thread (wait)                       stopping thread (unblock)
+        ---------------------                       -------------------------
+        lock: ended? no -> go on
+                                                    lock: ended = True;
+                                                          shutdown(waiting socket)
+        BLPOP sent, or being sent, or blocking
+        -> the send fails, or the read sees EOF:
+           ConnectionError, ended -> return
+
+    A shut-down socket stays shut down, so whichever step the claimer is at (about to send,
+    sent but not yet blocking on the server, blocking), its BLPOP ends at once; one that has not
+    passed the check does not start. The connection never retries, so the BLPOP is not re-sent
+    on a new connection; the dead connection is dropped, and a later wait (after a connection
+    error, not after unblock) connects afresh.
+    """
 
     def __init__(self, client: Any, keys: Sequence[str], max_wait_s: float = 60.0) -> None:
         self.client = client
@@ -85,9 +102,6 @@ class WakeWaiter:
         self._socket_timeout = max_wait_s + WAIT_MARGIN_S
         self._lock = threading.Lock()
         self._conn: redis.Redis | None = None
-        self._node: Any = None  # the cluster node the connection is on
-        self._conn_id: int | None = None
-        self._blocking = False  # a BLPOP is on its way or in progress
         self._ended = False  # unblock() was called: no wait starts any more
         self._pause = threading.Event()  # never set: an interruptible sleep
 
@@ -96,72 +110,61 @@ class WakeWaiter:
             return self._conn
         no_retry = Retry(NoBackoff(), 0)
         if is_cluster(self.client):
-            node = self.client.get_node_from_key(key)
-            base = self.client.get_redis_connection(node)
+            base = self.client.get_redis_connection(self.client.get_node_from_key(key))
         else:
-            node, base = None, self.client
+            base = self.client
         pool = base.connection_pool
         conn = redis.Redis(
             connection_pool=redis.ConnectionPool(
                 connection_class=pool.connection_class,
                 **_node_kwargs(pool.connection_kwargs, no_retry, self._socket_timeout),
             ),
-            single_connection_client=True,  # one connection, whose CLIENT ID unblock() ends
+            single_connection_client=True,  # one connection, made now: the socket unblock() shuts
         )
-        conn_id = int(conn.client_id())
         with self._lock:
-            self._conn, self._node, self._conn_id = conn, node, conn_id
+            self._conn = conn
         return conn
 
     def _drop(self) -> None:
         with self._lock:
-            conn, self._conn, self._node, self._conn_id = self._conn, None, None, None
+            conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+            conn.connection_pool.disconnect()  # close() only hands the connection back
 
     def wait(self, timeout: float) -> None:
-        """Block until a wake token arrives on a key or ``timeout`` passes. Connection errors
-        pass through (the connection is dropped first); a redirection ends the wait early."""
+        """Block until a wake token arrives on a key or ``timeout`` passes, or :meth:`unblock`
+        ends the wait. Connection errors pass through (the connection is dropped first); a
+        redirection ends the wait early."""
         keys, timeout = self._rotation.take(timeout)
         try:
+            if self._ended:
+                return
             conn = self._connection(keys[0])
             with self._lock:
                 if self._ended:
                     return
-                self._blocking = True
-            try:
-                conn.blpop(keys, timeout=max(timeout, 0.01))
-            finally:
-                with self._lock:
-                    self._blocking = False
+            conn.blpop(keys, timeout=max(timeout, 0.01))
         except Redirected:
             self._drop()
             self._pause.wait(min(timeout, REDIRECT_PAUSE_S))
-        except (redis.ConnectionError, redis.TimeoutError):
+        except redis.RedisError:
             self._drop()
-            raise
+            if not self._ended:  # else unblock() shut the socket down: the wait ended as asked
+                raise
 
     def unblock(self) -> None:
-        """End a wait in progress at once, and any later one before it starts (``CLIENT
-        UNBLOCK`` on the waiting connection's node). A BLPOP sent but not yet blocking on the
-        server is not unblocked by that, so it is tried again until the wait ends (for at most
-        :data:`UNBLOCK_TRIES_S`)."""
-        deadline = time.monotonic() + UNBLOCK_TRIES_S
-        while True:
-            with self._lock:
-                self._ended = True
-                conn_id, node, blocking = self._conn_id, self._node, self._blocking
-            if conn_id is None or not blocking:
-                return
-            if node is None:
-                unblocked = self.client.client_unblock(conn_id)
-            else:
-                unblocked = self.client.execute_command(
-                    "CLIENT UNBLOCK", conn_id, target_nodes=node
-                )
-            if unblocked or time.monotonic() >= deadline:
-                return
-            self._pause.wait(0.01)
+        """End a wait in progress at once, and any later one before it starts. No Redis command
+        is sent (``CLIENT UNBLOCK`` needs ``@admin``): the waiting connection's socket is shut
+        down here, in the calling thread, so its blocked read returns (see the class
+        docstring). Works the same on a Redis Cluster node."""
+        with self._lock:
+            self._ended = True
+            conn = self._conn
+            sock = None if conn is None or conn.connection is None else conn.connection._sock
+            if sock is not None:
+                with contextlib.suppress(OSError):  # closed already by a failed wait
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Close the waiting connection."""

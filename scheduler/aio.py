@@ -7,7 +7,7 @@ public methods have the same signatures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from redis.exceptions import OutOfMemoryError
@@ -26,7 +26,14 @@ from ._models import (
     Reaped,
     Retention,
 )
-from ._ops import DEFAULT_MAINTENANCE, Call, LeaseRef
+from ._ops import (
+    DEFAULT_MAINTENANCE,
+    DEFAULT_MAX_CALL_BYTES,
+    DEFAULT_REAP_LIMIT,
+    Batch,
+    Call,
+    LeaseRef,
+)
 from ._status import State
 from .client import DEFAULT_PREFIX, build_ops, check_client, register_scripts, server_full
 from .connection import AsyncClient
@@ -47,12 +54,13 @@ class AsyncQueue:
         defaults: JobOptions | None = None,
         retention: Retention | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_call_bytes: int = DEFAULT_MAX_CALL_BYTES,
     ) -> None:
         check_client(client)
-        self.ops = build_ops(name, prefix, defaults, retention, max_payload_bytes)
+        self.ops = build_ops(name, prefix, defaults, retention, max_payload_bytes, max_call_bytes)
         self.name = name
         self.client = client
-        self._scripts = register_scripts(client)
+        self._scripts = register_scripts(client, self.ops)
 
     async def _run(self, call: Call[T]) -> T:
         try:
@@ -60,6 +68,13 @@ class AsyncQueue:
         except OutOfMemoryError as exc:
             raise server_full(exc, self.name) from exc
         return call.parse(reply)
+
+    async def _run_batch(self, batch: Batch[T]) -> list[T]:
+        answers: list[T] = []
+        for call in batch.calls:
+            part: list[T] = await self._run(call)
+            answers.extend(part)
+        return answers
 
     async def enqueue(
         self, payload: Any, *, id: str | None = None, options: JobOptions | None = None
@@ -69,7 +84,7 @@ class AsyncQueue:
 
     async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """Enqueue up to 1000 jobs in one atomic call."""
-        return await self._run(self.ops.enqueue_many(specs))
+        return await self._run_batch(self.ops.enqueue_many(specs))
 
     async def claim(
         self,
@@ -97,7 +112,7 @@ class AsyncQueue:
 
     async def complete_many(self, items: Sequence[tuple[LeaseRef, Any]]) -> list[ItemStatus]:
         """Complete many leased jobs, each ``(lease, result)``; a status per item."""
-        return await self._run(self.ops.complete_many(items))
+        return await self._run_batch(self.ops.complete_many(items))
 
     async def fail(
         self, lease: LeaseRef, error: str, *, retryable: bool = True, delay_ms: int | None = None
@@ -106,16 +121,26 @@ class AsyncQueue:
         return await self._run(self.ops.fail(lease, error, retryable=retryable, delay_ms=delay_ms))
 
     async def heartbeat(
-        self, leases: Sequence[LeaseRef], *, lease_ms: int | None = None
+        self,
+        leases: Sequence[LeaseRef],
+        *,
+        lease_ms: int | None = None,
+        started: Mapping[str, int] | None = None,
     ) -> Heartbeat:
-        """Extend many leases in one call; the answer lists the ids whose lease is lost."""
-        return await self._run(self.ops.heartbeat(leases, lease_ms=lease_ms))
+        """Extend many leases in one call; the answer lists the ids whose lease is lost.
+        ``started`` maps the token of each lease whose handler began to how many ms ago."""
+        return await self._run(self.ops.heartbeat(leases, lease_ms=lease_ms, started=started))
 
-    async def release(self, leases: Sequence[LeaseRef]) -> list[ItemStatus]:
-        """Hand back leases this worker will not finish; see :meth:`scheduler.Queue.release`."""
-        return await self._run(self.ops.release(leases))
+    async def release(
+        self, leases: Sequence[LeaseRef], *, started: Mapping[str, int] | None = None
+    ) -> list[ItemStatus]:
+        """Hand back leases this worker will not finish (say, on shutdown): each job waits
+        again at the front of its priority. ``started`` maps the token of each lease whose
+        handler began to how many ms ago: those keep their attempt counted (dead on the last
+        one); the others get it back. A status per item."""
+        return await self._run(self.ops.release(leases, started=started))
 
-    async def reap(self, *, limit: int = 1000) -> Reaped:
+    async def reap(self, *, limit: int = DEFAULT_REAP_LIMIT) -> Reaped:
         """Promote due delayed jobs, expire leases and trim old records, bounded by ``limit``."""
         return await self._run(self.ops.reap(limit=limit))
 
@@ -123,15 +148,36 @@ class AsyncQueue:
         """Cancel a waiting or delayed job (False if it was cancelled already)."""
         return await self._run(self.ops.cancel(job_id))
 
-    async def requeue(self, ids: Sequence[str] = (), *, limit: int = 100) -> list[ItemStatus]:
-        """Move dead jobs back to waiting with fresh attempts: ``ids``, or the oldest ``limit``."""
-        return await self._run(self.ops.requeue(ids, limit=limit))
+    async def requeue(
+        self, ids: Sequence[str] = (), *, limit: int = 100, request_id: str | None = None
+    ) -> list[ItemStatus]:
+        """Move dead jobs back to waiting with fresh attempts: ``ids``, or the ``limit``
+        soonest to expire. A repeat with the same ``request_id`` (made for you if you give
+        none) answers as the first call did and changes nothing."""
+        return await self._run(self.ops.requeue(ids, limit=limit, request_id=request_id))
 
     async def purge(
-        self, state: State | str, ids: Sequence[str] = (), *, limit: int = 100
+        self,
+        state: State | str,
+        ids: Sequence[str] = (),
+        *,
+        limit: int = 100,
+        request_id: str | None = None,
     ) -> list[ItemStatus]:
-        """Delete finished jobs of ``state`` for good: ``ids``, or the oldest ``limit``."""
-        return await self._run(self.ops.purge(state, ids, limit=limit))
+        """Delete finished jobs of ``state`` for good: ``ids``, or the ``limit`` soonest to
+        expire; safe to repeat with the same ``request_id``, as :meth:`requeue`."""
+        return await self._run(
+            self.ops.purge(state, ids, limit=limit, request_id=request_id)
+        )
+
+    async def purge_quarantine(
+        self, ids: Sequence[str] = (), *, limit: int = 100, request_id: str | None = None
+    ) -> list[ItemStatus]:
+        """Delete corrupt records set aside in the quarantine for good: ``ids``, or the
+        ``limit`` oldest; safe to repeat with the same ``request_id``."""
+        return await self._run(
+            self.ops.purge_quarantine(ids, limit=limit, request_id=request_id)
+        )
 
     async def inspect(self, job_id: str) -> JobInfo:
         """Everything known about one job. Raises :class:`JobNotFound`."""

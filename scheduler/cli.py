@@ -1,25 +1,24 @@
 """The command line's commands besides ``demo``: ``worker``, ``enqueue``, ``stats``,
 ``inspect``, ``dead``, ``cancel`` and ``doctor``.
 
-Every command takes ``--redis-url`` (default ``$REDIS_URL``, else ``redis://127.0.0.1:6379/0``)
-and ``--prefix`` (default ``scheduler``). Exit codes: 0 ok, 1 an error (Redis unreachable, a
-job not found, a refused item, a doctor finding), 2 wrong usage.
+Every command takes ``--redis-url`` (default ``$REDIS_URL``, else ``redis://127.0.0.1:6379/0``),
+``--prefix`` (default ``scheduler``) and ``--debug``. Exit codes: 0 ok; 2 wrong usage (a value
+the command cannot take: a malformed URL, a bad queue name or prefix, a number out of range,
+invalid JSON); 1 a server or job error (Redis unreachable, a job not found, a refused item, a
+doctor finding) or an unexpected one. Every error is one line on stderr; ``--debug`` adds its
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-import redis
-
-from ._cli_common import EXIT_ERROR, EXIT_USAGE, UsageError, common_options, setup_logging
+from ._cli_common import common_options, run_command, setup_logging
 from ._cli_doctor import add_doctor_command
 from ._cli_jobs import add_job_commands
 from ._cli_stats import add_stats_command
 from ._cli_worker import add_worker_command
-from .errors import SchedulerError
 
 Subparsers = Any  # argparse's _SubParsersAction, private in typeshed
 
@@ -34,21 +33,7 @@ def add_commands(commands: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the parsed command; errors become a message on stderr and exit code 1 (2 for
-    usage)."""
+    """Run the parsed command; an error becomes one line on stderr and exit code 2 (wrong
+    usage) or 1 (anything else)."""
     setup_logging()
-    try:
-        code: int = args.run(args)
-    except UsageError as exc:
-        print(f"scheduler {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except redis.ConnectionError as exc:
-        print(
-            f"scheduler {args.command}: cannot reach Redis at {args.redis_url}: {exc}",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
-    except (SchedulerError, redis.RedisError) as exc:
-        print(f"scheduler {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return code
+    return run_command(args, args.run)

@@ -8,10 +8,14 @@
     │   ├── JobNotFound            no job with that id (never enqueued, or trimmed)
     │   ├── DuplicateJob           a job with that id exists already
     │   ├── InvalidState           the job is in a state the call does not apply to; ``state``
-    │   └── LeaseLost              the lease token is not the job's current, unexpired lease
+    │   ├── LeaseLost              the lease token is not the job's current, unexpired lease
+    │   └── RecordUnreadable       the job's record is of a newer version, or corrupt; ``record``
     ├── ScriptError                a script replied with something the client did not expect
-    └── ServerFull                 Redis is at maxmemory and refuses new jobs (also a redis-py
-                                   ``OutOfMemoryError``, so existing handlers of it still work)
+    ├── ServerFull                 Redis is at maxmemory and refuses new jobs (also a redis-py
+    │                              ``OutOfMemoryError``, so existing handlers of it still work)
+    └── WorkerCrashed              a worker stopped because one of its helpers (claim,
+                                   acknowledge, heartbeat, reap) failed unexpectedly; the
+                                   original error is its ``__cause__``
 
 Other errors from redis-py (``redis.ConnectionError``, ``redis.TimeoutError`` and the rest) pass
 through unwrapped: a lost reply means the outcome is unknown, and every call in this package is
@@ -19,6 +23,8 @@ safe to repeat.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from redis.exceptions import OutOfMemoryError
 
@@ -72,6 +78,16 @@ class LeaseLost(JobError):
     """
 
 
+class RecordUnreadable(JobError):
+    """The job's record is one this version of the package cannot read: written by a newer
+    version (left untouched for it) or corrupt (moved to the queue's quarantine). Nothing was
+    changed. ``record`` holds what is stored, when the call read it (``Queue.inspect``)."""
+
+    def __init__(self, message: str, *, queue: str, job_id: str, record: Any = None) -> None:
+        super().__init__(message, queue=queue, job_id=job_id)
+        self.record = record
+
+
 class ScriptError(SchedulerError):
     """A script replied with something the client did not expect (or refused an argument)."""
 
@@ -88,3 +104,18 @@ class ServerFull(SchedulerError, OutOfMemoryError):
     def __init__(self, message: str, *, queue: str) -> None:
         super().__init__(f"{message} (queue {queue!r})")
         self.queue = queue
+
+
+class WorkerCrashed(SchedulerError):
+    """A worker stopped because one of its helpers (claiming, acknowledging, heartbeating,
+    reaping) raised an unexpected error: a bug or a broken setup, not a bad job. Its original
+    error is the ``__cause__``, and was logged with its traceback.
+
+    By then the worker had stopped claiming and heartbeating (so leases it could not
+    acknowledge expire and other workers take the jobs) and handed back what it could. A
+    process supervisor should restart it.
+    """
+
+    def __init__(self, message: str, *, worker_id: str) -> None:
+        super().__init__(f"{message} (worker {worker_id!r})")
+        self.worker_id = worker_id

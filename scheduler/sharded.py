@@ -30,14 +30,16 @@ priorities are compared only within a shard.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio
 
 from ._codec import DEFAULT_MAX_PAYLOAD_BYTES
+from ._keys import validate_queue_name
 from ._models import (
     Claimed,
     Enqueued,
@@ -52,7 +54,7 @@ from ._models import (
     Reaped,
     Retention,
 )
-from ._ops import DEFAULT_MAINTENANCE, new_id
+from ._ops import DEFAULT_MAINTENANCE, DEFAULT_REAP_LIMIT, new_id
 from ._status import State, Status
 from ._validate import check_id
 from .aio import AsyncQueue
@@ -70,11 +72,20 @@ def shard_name(queue: str, index: int) -> str:
     return f"{queue}:{index}"
 
 
+def sub_id(request_id: str, index: int) -> str:
+    """The id of shard ``index``'s part of a claim, requeue or purge: ``<id>.<index>``, with
+    a long id shortened to its SHA-1 so the result stays within the 128 characters of an id."""
+    if len(request_id) > 120:
+        request_id = hashlib.sha1(request_id.encode()).hexdigest()
+    return f"{request_id}.{index}"
+
+
 class ShardRouter:
     """The pure part shared by both sharded clients: which shard a call goes to, and how the
     shards' replies add up. No I/O."""
 
     def __init__(self, name: str, shards: int) -> None:
+        validate_queue_name(name)  # before it is made into shard names, which hide a non-str
         if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
             raise ConfigError(f"shards must be an int from 1 to {MAX_SHARDS}, not {shards!r}")
         self.name = name
@@ -116,7 +127,13 @@ class ShardRouter:
                 self._next_claim = (start + 1) % self.count
                 self._last_claim = (claim_id, start)
         order = [(start + step) % self.count for step in range(self.count)]
-        return [(i, f"{claim_id}.{i}") for i in order]
+        return [(i, sub_id(claim_id, i)) for i in order]
+
+    def request_plan(self, request_id: str | None) -> list[str]:
+        """The request id of each shard's part of one requeue or purge (``<id>.<i>``), so a
+        repeat of the whole call repeats each part."""
+        base = new_id() if request_id is None else check_id(request_id, "request id")
+        return [sub_id(base, i) for i in range(self.count)]
 
     def shard_of(self, ref: Job | tuple[str, str]) -> int:
         """The shard a lease belongs to (from ``Job.queue``)."""
@@ -316,20 +333,29 @@ class ShardedQueue(_Shards):
         shard = self.shards[self.router.shard_of(lease)]
         return shard.fail(lease, error, retryable=retryable, delay_ms=delay_ms)
 
-    def heartbeat(self, leases: Sequence[Job], *, lease_ms: int | None = None) -> Heartbeat:
+    def heartbeat(
+        self,
+        leases: Sequence[Job],
+        *,
+        lease_ms: int | None = None,
+        started: Mapping[str, int] | None = None,
+    ) -> Heartbeat:
         """Extend many leases, one call per shard; the answer lists the lost ids."""
         parts = self.router.group(leases, _same)
-        beats = {i: self.shards[i].heartbeat([j for _, j in g], lease_ms=lease_ms)
+        beats = {i: self.shards[i].heartbeat([j for _, j in g], lease_ms=lease_ms, started=started)
                  for i, g in parts.items()}  # fmt: skip
         return ShardRouter.merge_heartbeats(len(leases), parts, beats)
 
-    def release(self, leases: Sequence[Job]) -> list[ItemStatus]:
+    def release(
+        self, leases: Sequence[Job], *, started: Mapping[str, int] | None = None
+    ) -> list[ItemStatus]:
         """Hand back leases, one call per shard; a status per item, in order."""
         parts = self.router.group(leases, _same)
-        answers = {i: self.shards[i].release([j for _, j in g]) for i, g in parts.items()}
+        answers = {i: self.shards[i].release([j for _, j in g], started=started)
+                   for i, g in parts.items()}  # fmt: skip
         return ShardRouter.scatter(len(leases), parts, answers)
 
-    def reap(self, *, limit: int = 1000) -> Reaped:
+    def reap(self, *, limit: int = DEFAULT_REAP_LIMIT) -> Reaped:
         """Reap every shard (``limit`` per shard); the sums."""
         return ShardRouter.merge_reaped([s.reap(limit=limit) for s in self.shards])
 
@@ -350,15 +376,28 @@ class ShardedQueue(_Shards):
         info: JobInfo = self._find(job_id, lambda shard: shard.inspect(job_id))
         return info
 
-    def requeue(self, ids: Sequence[str] = (), *, limit: int = 100) -> list[ItemStatus]:
-        """Dead jobs back to waiting on every shard: ``ids``, or the oldest ``limit`` per shard."""
-        return ShardRouter.merge_listed(ids, [s.requeue(ids, limit=limit) for s in self.shards])
+    def requeue(
+        self, ids: Sequence[str] = (), *, limit: int = 100, request_id: str | None = None
+    ) -> list[ItemStatus]:
+        """Dead jobs back to waiting on every shard: ``ids``, or the ``limit`` soonest to
+        expire per shard; a repeat with the same ``request_id`` changes nothing."""
+        plan = self.router.request_plan(request_id)
+        parts = [s.requeue(ids, limit=limit, request_id=plan[i]) for i, s in enumerate(self.shards)]
+        return ShardRouter.merge_listed(ids, parts)
 
     def purge(
-        self, state: State | str, ids: Sequence[str] = (), *, limit: int = 100
+        self,
+        state: State | str,
+        ids: Sequence[str] = (),
+        *,
+        limit: int = 100,
+        request_id: str | None = None,
     ) -> list[ItemStatus]:
-        """Delete finished jobs on every shard: ``ids``, or the oldest ``limit`` per shard."""
-        parts = [s.purge(state, ids, limit=limit) for s in self.shards]
+        """Delete finished jobs on every shard: ``ids``, or the ``limit`` soonest to expire per
+        shard; a repeat with the same ``request_id`` changes nothing."""
+        plan = self.router.request_plan(request_id)
+        parts = [s.purge(state, ids, limit=limit, request_id=plan[i])
+                 for i, s in enumerate(self.shards)]  # fmt: skip
         return ShardRouter.merge_listed(ids, parts)
 
     def stats(self, *, active_limit: int = 100) -> QueueStats:
@@ -448,20 +487,30 @@ class AsyncShardedQueue(_Shards):
         shard = self.shards[self.router.shard_of(lease)]
         return await shard.fail(lease, error, retryable=retryable, delay_ms=delay_ms)
 
-    async def heartbeat(self, leases: Sequence[Job], *, lease_ms: int | None = None) -> Heartbeat:
+    async def heartbeat(
+        self,
+        leases: Sequence[Job],
+        *,
+        lease_ms: int | None = None,
+        started: Mapping[str, int] | None = None,
+    ) -> Heartbeat:
         """Extend many leases, one call per shard."""
         parts = self.router.group(leases, _same)
-        beats = {i: await self.shards[i].heartbeat([j for _, j in g], lease_ms=lease_ms)
+        beats = {i: await self.shards[i].heartbeat([j for _, j in g], lease_ms=lease_ms,
+                                                   started=started)
                  for i, g in parts.items()}  # fmt: skip
         return ShardRouter.merge_heartbeats(len(leases), parts, beats)
 
-    async def release(self, leases: Sequence[Job]) -> list[ItemStatus]:
+    async def release(
+        self, leases: Sequence[Job], *, started: Mapping[str, int] | None = None
+    ) -> list[ItemStatus]:
         """Hand back leases, one call per shard."""
         parts = self.router.group(leases, _same)
-        answers = {i: await self.shards[i].release([j for _, j in g]) for i, g in parts.items()}
+        answers = {i: await self.shards[i].release([j for _, j in g], started=started)
+                   for i, g in parts.items()}  # fmt: skip
         return ShardRouter.scatter(len(leases), parts, answers)
 
-    async def reap(self, *, limit: int = 1000) -> Reaped:
+    async def reap(self, *, limit: int = DEFAULT_REAP_LIMIT) -> Reaped:
         """Reap every shard; the sums."""
         return ShardRouter.merge_reaped([await s.reap(limit=limit) for s in self.shards])
 
@@ -482,16 +531,27 @@ class AsyncShardedQueue(_Shards):
         info: JobInfo = await self._find(job_id, lambda shard: shard.inspect(job_id))
         return info
 
-    async def requeue(self, ids: Sequence[str] = (), *, limit: int = 100) -> list[ItemStatus]:
-        """Dead jobs back to waiting on every shard."""
-        parts = [await s.requeue(ids, limit=limit) for s in self.shards]
+    async def requeue(
+        self, ids: Sequence[str] = (), *, limit: int = 100, request_id: str | None = None
+    ) -> list[ItemStatus]:
+        """Dead jobs back to waiting on every shard; see :meth:`ShardedQueue.requeue`."""
+        plan = self.router.request_plan(request_id)
+        parts = [await s.requeue(ids, limit=limit, request_id=plan[i])
+                 for i, s in enumerate(self.shards)]  # fmt: skip
         return ShardRouter.merge_listed(ids, parts)
 
     async def purge(
-        self, state: State | str, ids: Sequence[str] = (), *, limit: int = 100
+        self,
+        state: State | str,
+        ids: Sequence[str] = (),
+        *,
+        limit: int = 100,
+        request_id: str | None = None,
     ) -> list[ItemStatus]:
-        """Delete finished jobs on every shard."""
-        parts = [await s.purge(state, ids, limit=limit) for s in self.shards]
+        """Delete finished jobs on every shard; see :meth:`ShardedQueue.purge`."""
+        plan = self.router.request_plan(request_id)
+        parts = [await s.purge(state, ids, limit=limit, request_id=plan[i])
+                 for i, s in enumerate(self.shards)]  # fmt: skip
         return ShardRouter.merge_listed(ids, parts)
 
     async def stats(self, *, active_limit: int = 100) -> QueueStats:

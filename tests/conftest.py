@@ -20,7 +20,10 @@ import redis
 
 from scheduler import Queue
 from scheduler._local_redis import INSTALL_HINT, LocalRedis
+from scheduler.testing import use_test_build
 from tests.cluster_fixture import cluster, cluster_client, own_cluster
+
+use_test_build()  # every queue the tests make can run on a test clock (scheduler.testing)
 
 __all__ = ["cluster", "cluster_client", "own_cluster"]  # fixtures shared with every test
 

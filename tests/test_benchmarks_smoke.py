@@ -24,6 +24,7 @@ from benchmarks import (
     scripts,
     server_time,
     throughput,
+    worst_case,
 )
 
 QUICK_FIGURES = {
@@ -138,6 +139,8 @@ def test_the_memory_benchmark_reports_bytes_per_job(redis_url: str) -> None:
         "job_overhead_bytes",
         "list_bytes",
         "list_overhead_bytes",
+        "stub_bytes",
+        "request_bytes_per_job",
     }
     assert_complete(result)
 
@@ -193,3 +196,10 @@ def test_a_chart_is_drawn_when_matplotlib_is_installed(tmp_path: Path) -> None:
     target = tmp_path / "chart.png"
     assert _common.draw_chart(fake, target)
     assert target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_worst_case_report_has_every_script_at_the_default_sizes(redis_url: str) -> None:
+    result = worst_case.main(["--runs", "1", "--sizes", "default", "--redis-url", redis_url])
+    assert set(result["figures"]) == {f"{name}_default_ms" for name in worst_case.CASES}
+    assert_complete(result)
+    assert result["notes"][0].startswith("worst call at the default sizes")

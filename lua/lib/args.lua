@@ -27,3 +27,4 @@ end
 -- Bounds shared by every script.
 local MAX_MS = 100 * 365 * 24 * 3600 * 1000   -- a century: the largest duration or timestamp
 local MAX_BATCH = 1000                        -- the largest number of items in one call
+local MAX_CALL_BYTES = 1024 * 1024 * 1024      -- the largest byte budget a call may be given

@@ -1,17 +1,7 @@
--- now_ms: the queue's clock, read once at the start of every script from Redis TIME.
--- The optional STRING at clock_key is the documented test-only path (scheduler.testing):
--- "+N" moves this queue's clock N ms ahead, "=N" pins it at N ms. Production never writes it.
-local function now_ms(clock_key)
+-- now_ms: the queue's clock, Redis TIME, read once at the start of every script that needs it.
+-- Only this file reads TIME. The test build of the scripts (scheduler/_scripts.py) inlines
+-- lib/now_test.lua instead, which can move the clock; production scripts never read a clock key.
+local function now_ms()
   local t = redis.call("TIME")
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local pin = redis.call("GET", clock_key)
-  if pin then
-    local sign, amount = string.match(pin, "^([+=])(%d+)$")
-    if sign == "+" then
-      now = now + tonumber(amount)
-    elseif sign == "=" then
-      now = tonumber(amount)
-    end
-  end
-  return now
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end

@@ -1,20 +1,19 @@
--- promote_due: move up to `limit` delayed jobs whose run-at time has come to the ready ZSET.
--- Bounded by `limit`; returns the number moved. ready_ms becomes the promotion time, so that
--- FIFO order within a priority is also ready_ms order (stats.lua relies on it). Needs STATE, job.lua and ready.lua.
-local function promote_due(delayed_key, ready_key, meta_key, seq_key, wake_key, now, limit)
-  local due = redis.call("ZRANGEBYSCORE", delayed_key, "-inf", now, "LIMIT", 0, limit)
-  local ids, priorities = {}, {}
+-- promote_due: up to `limit` delayed jobs whose run-at time has come (soonest first) become
+-- waiting, entering the ready set now, behind the jobs already there (so FIFO order within a
+-- priority is also ready_ms order, which stats.lua relies on). Returns the number promoted.
+local function promote_due(plan, delayed_key, limit)
+  local due, jobs, unread = walk_set(plan.keys.meta, delayed_key, plan.now, limit)
+  local promoted = 0
   for _, id in ipairs(due) do
-    local job = job_load(meta_key, id)
-    redis.call("ZREM", delayed_key, id)
-    if job and job.state == STATE.delayed then
-      job.state = STATE.waiting
-      job.ready_ms = now  -- it enters the ready ZSET now, behind the jobs already there
-      job_save(meta_key, id, job)
-      ids[#ids + 1] = id
-      priorities[#priorities + 1] = job.priority
+    local job = jobs[id]
+    if unread[id] then
+      set_aside(plan, id, unread[id], delayed_key, "in the delayed set")
+    elseif job == nil or job.state ~= STATE.delayed then
+      plan_zset(plan, delayed_key, id, nil)  -- a stray member with no delayed record
+    else
+      to_waiting(plan, id, job, false)
+      promoted = promoted + 1
     end
   end
-  ready_push(ready_key, seq_key, wake_key, ids, priorities)
-  return #ids
+  return promoted
 end

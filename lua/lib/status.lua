@@ -7,6 +7,7 @@ local STATUS = {
   duplicate = "duplicate",   -- a repeat of an earlier call: the first call's outcome, nothing new
   lease_lost = "lease_lost", -- the token is not the job's current lease, or the lease expired
   bad_state = "bad_state",   -- the job exists but is in a state the call does not apply to
+  unreadable = "unreadable", -- the job's record is one this code cannot read; nothing changed
   bad_arg = "bad_arg",       -- an argument failed validation; nothing was written
 }
 -- STATE: the states a job can be in; exactly one at any instant. Mirrors scheduler/_status.py State.
@@ -25,6 +26,11 @@ local OUTCOME = {
   retry = "retry",           -- fail() sent the job back to waiting or delayed
   dead = "dead",             -- fail() or an expiry sent the job to the dead letters
   expired = "expired",       -- the lease ran out and the job went back to waiting
-  returned = "returned",     -- the worker handed the job back unfinished (reserved for workers)
+  returned = "returned",     -- the worker handed the job back unfinished (release)
   none = "",                 -- never claimed
+}
+-- UNREADABLE: why a record cannot be read (lib/job.lua job_decode), as stats and inspect name it.
+local UNREADABLE = {
+  newer = "newer",           -- written by a newer version of this code: left untouched
+  corrupt = "corrupt",       -- no version can read it: moved to the quarantine
 }

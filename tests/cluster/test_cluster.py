@@ -107,7 +107,7 @@ def test_an_idle_worker_on_a_cluster_wakes_for_new_work_and_stops_at_once(
         pause.wait(0.3)  # let it block on the wake list of the queue's primary
         history.enqueued.add(q.enqueue("x").id)
         wait_for(lambda: history.ran() == history.enqueued, 5, "the blocked worker to wake")
-    # leaving the block stopped the worker well within the 30 s idle wait (CLIENT UNBLOCK)
+    # leaving the block stopped the worker well within the 30 s idle wait (its socket shut down)
 
 
 def test_the_asyncio_worker_drains_a_sharded_queue_on_the_cluster(cluster: LocalCluster) -> None:

@@ -158,10 +158,10 @@ class RecordingQueue(Queue):
             self._ok("heartbeat", call, job.id, job.token, "lost" if job.id in lost else "ok")
         return beat
 
-    def release(self, leases: Sequence[Any]) -> list[ItemStatus]:
+    def release(self, leases: Sequence[Any], **kwargs: Any) -> list[ItemStatus]:
         """Hand leases back, recorded with each item's status."""
         with self._recorded("release", [(job.id, job.token) for job in leases]) as call:
-            statuses = super().release(leases)
+            statuses = super().release(leases, **kwargs)
         for job, item in zip(leases, statuses, strict=True):
             self._ok("release", call, job.id, job.token, item.status.value)
         return statuses

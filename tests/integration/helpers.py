@@ -134,3 +134,17 @@ def seed_every_state(q: Queue, worker: str = "seed-worker") -> dict[State, str]:
 def counts(**non_zero: int) -> dict[State, int]:
     """A full counts mapping: every state 0 except the ones named (``waiting=2``, ...)."""
     return {state: non_zero.get(state.value, 0) for state in State}
+
+
+REQUEST_PARTS = ("requests", "request_exp")
+"""The keys where claims, requeues and purges are remembered by request id (for a repeat)."""
+
+
+def without_requests(snapshot: dict[bytes, Any]) -> dict[bytes, Any]:
+    """A database snapshot without the request records, to compare the job state a call left
+    (a requeue or purge that moved nothing still remembers its request id)."""
+    return {
+        key: value
+        for key, value in snapshot.items()
+        if not any(key.endswith(f":{part}".encode()) for part in REQUEST_PARTS)
+    }

@@ -70,7 +70,7 @@ def test_a_job_that_has_not_started_is_cancelled_for_good(
 
 def test_the_previous_state_is_named_in_the_reply(r: redis.Redis, q: Queue) -> None:
     waiting, delayed = waiting_job(r, q), delayed_job(r, q)
-    args = ["100000", "100"]
+    args = ["100000", "100", "60000"]
     assert run_script(r, q, "cancel", [waiting, *args]) == [b"ok", b"waiting"]
     assert run_script(r, q, "cancel", [delayed, *args]) == [b"ok", b"delayed"]
 
@@ -86,7 +86,8 @@ def test_cancelling_again_is_a_duplicate_and_changes_nothing(
     assert q.cancel(job_id) is False
 
     assert db_snapshot() == before
-    assert run_script(r, q, "cancel", [job_id, "100000", "100"]) == [b"duplicate", b"cancelled"]
+    reply = run_script(r, q, "cancel", [job_id, "100000", "100", "60000"])
+    assert reply == [b"duplicate", b"cancelled"]
 
 
 # -- jobs that cannot be cancelled -------------------------------------------------------------
@@ -161,10 +162,13 @@ def test_a_missing_job_is_not_found_and_nothing_changes(
 # -- retention ---------------------------------------------------------------------------------
 
 
-def test_the_count_cap_keeps_only_the_newest_cancelled_records(
+def test_the_count_cap_keeps_the_newest_records_and_stubs_of_the_rest_for_the_window(
     r: redis.Redis, make_queue: Callable[..., Queue]
 ) -> None:
-    q = make_queue("test", retention=Retention(max_cancelled=2))
+    """Over max_cancelled, the oldest records lose their payload but keep a stub until the
+    repeat window ends: a repeated cancel still answers "cancelled already"; after the window
+    the stub goes too."""
+    q = make_queue("test", retention=Retention(max_cancelled=2, repeat_window_ms=10_000))
     ids = []
     for n in range(5):
         ids.append(q.enqueue(n).id)
@@ -172,6 +176,13 @@ def test_the_count_cap_keeps_only_the_newest_cancelled_records(
         move_clock(r, 1)
 
     assert r.zrange(q.ops.keys.key("cancelled"), 0, -1) == [i.encode() for i in ids[-2:]]
+    for trimmed in ids[:-2]:
+        assert locations(r, q, trimmed) == {"meta"}  # the stub: no payload, no set but stubs
+        assert r.zscore(q.ops.keys.key("stubs"), trimmed) is not None
+        assert q.cancel(trimmed) is False
+        assert q.inspect(trimmed).stub
+    move_clock(r, 10_000)
+    q.reap()
     for trimmed in ids[:-2]:
         assert locations(r, q, trimmed) == set()
         with pytest.raises(JobNotFound):
@@ -219,13 +230,14 @@ def test_a_valid_id_on_the_unreachable_queue_does_reach_the_network(
 @pytest.mark.parametrize(
     ("args", "refused"),
     [
-        (["bad id", "100", "100"], "id"),
-        (["", "100", "100"], "id"),
-        (["{id}", "-1", "100"], "max_cancelled"),
-        (["{id}", "1000000001", "100"], "max_cancelled"),
-        (["{id}", "100", "1001"], "trim_limit"),
-        (["{id}", "100", "-1"], "trim_limit"),
-        (["{id}", "100", "100", "extra"], "argv"),
+        (["bad id", "100", "100", "60000"], "id"),
+        (["", "100", "100", "60000"], "id"),
+        (["{id}", "-1", "100", "60000"], "max_cancelled"),
+        (["{id}", "1000000001", "100", "60000"], "max_cancelled"),
+        (["{id}", "100", "1001", "60000"], "trim_limit"),
+        (["{id}", "100", "-1", "60000"], "trim_limit"),
+        (["{id}", "100", "100", "0"], "window_ms"),
+        (["{id}", "100", "100", "60000", "extra"], "argv"),
     ],
 )
 def test_the_script_refuses_bad_arguments_and_writes_nothing(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from scheduler import (
     LeaseLost,
     Outcome,
     Queue,
+    Retention,
     State,
     ValidationError,
 )
@@ -81,7 +83,8 @@ def test_the_job_record_holds_the_lease(r: redis.Redis, q: Queue) -> None:
     info = q.inspect(job.id)
     assert info.state is State.ACTIVE
     assert (info.attempt, info.token, info.deadline_ms) == (1, job.token, job.deadline_ms)
-    assert (info.worker, info.started_ms, info.outcome) == ("worker-a", T0, Outcome.RUNNING)
+    assert (info.worker, info.leased_ms, info.outcome) == ("worker-a", T0, Outcome.RUNNING)
+    assert info.started_ms == 0  # leased, its handler not begun (heartbeat reports that)
     assert r.zscore(q.ops.keys.key("active"), job.id) == job.deadline_ms
     assert r.zscore(q.ops.keys.key("ready"), job.id) is None
 
@@ -237,16 +240,24 @@ def test_a_repeated_claim_id_shows_a_deadline_extended_by_heartbeat(
     assert leases(repeat) == [(job.id, 1, job.token, T0 + 1_500)]
 
 
-def test_a_claim_id_is_forgotten_once_its_leases_ran_out(r: redis.Redis, q: Queue) -> None:
+def test_a_claim_id_is_remembered_for_the_repeat_window_whatever_the_lease(
+    r: redis.Redis, make_queue: Callable[..., Queue]
+) -> None:
+    """A claim id is forgotten once the repeat window has passed, not at its leases' last
+    deadline: memory grows with the claim rate, never with the lease length."""
+    q = make_queue("test", retention=Retention(repeat_window_ms=5_000))
     enqueue_jobs(q, 3)
-    q.claim("worker-a", claim_id="claim-1", lease_ms=1_000)
-    move_clock(r, 1_000)
-    q.claim("worker-b", count=2)  # maintenance: reaps job-0 (now last in line), forgets claim-1
+    first = q.claim("worker-a", claim_id="claim-1", lease_ms=3_600_000).jobs
+    assert r.zscore(q.ops.keys.key("request_exp"), "claim-1") == T0 + 5_000
+    move_clock(r, 4_999)
+    assert q.claim("worker-a", claim_id="claim-1").jobs == first  # still a repeat
+    move_clock(r, 1)
+    q.claim("worker-b", count=1)  # maintenance: forgets claim-1 (job-1 is leased by it)
 
     reused = q.claim("worker-a", claim_id="claim-1")
 
     assert reused.repeated is False
-    assert [(job.id, job.attempt) for job in reused.jobs] == [("job-0", 2)]
+    assert [(job.id, job.attempt) for job in reused.jobs] == [("job-2", 1)]
 
 
 # -- maintenance: promotion and reaping ------------------------------------------------------------
@@ -334,7 +345,7 @@ def test_maintenance_zero_leaves_due_delayed_jobs_alone(r: redis.Redis, q: Queue
     skipped = q.claim("worker-a", maintenance=0)
 
     assert skipped.jobs == []
-    assert skipped.next_ms == T0 + 1_000
+    assert skipped.next_ms is None  # due already: only a claim with maintenance or a reap acts
     assert q.inspect("delayed").state is State.DELAYED
     assert [job.id for job in q.claim("worker-a", maintenance=1).jobs] == ["delayed"]
 
@@ -432,8 +443,9 @@ def test_bad_input_is_refused_before_anything_is_sent(
     assert db_snapshot() == before
 
 
-VALID_ARGS = ["worker-a", "claim-1", "1", "0", "100"]
-"""claim.lua's ARGV for a valid claim: worker, claim id, count, lease_ms, maintenance."""
+VALID_ARGS = ["worker-a", "claim-1", "1", "0", "100", "4194304", "60000"]
+"""claim.lua's ARGV for a valid claim: worker, claim id, count, lease_ms, maintenance,
+max_bytes, window_ms."""
 
 
 def args_with(position: int, value: Any) -> list[Any]:
@@ -456,6 +468,9 @@ def args_with(position: int, value: Any) -> list[Any]:
         (args_with(3, "-1"), "lease_ms"),
         (args_with(3, "1.5"), "lease_ms"),
         (args_with(4, "1001"), "maintenance"),
+        (args_with(5, "0"), "max_bytes"),
+        (args_with(5, str(2**30 + 1)), "max_bytes"),
+        (args_with(6, "0"), "window_ms"),
         ([*VALID_ARGS, "extra"], "argv"),
     ],
 )

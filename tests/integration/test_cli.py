@@ -1,9 +1,12 @@
-"""The command line (``python -m scheduler ...``) as a user runs it: every command in a
-subprocess against the test Redis, its output and exit code checked."""
+"""The command line (``python -m scheduler ...``) as a user runs it, against the test Redis:
+its output and exit code checked. Most commands run in a subprocess; the error rules (one line
+on stderr, exit 2 for wrong usage and 1 for the rest, a traceback only with ``--debug``) run
+in-process through :func:`scheduler.__main__.main`."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -11,13 +14,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from scheduler import JobNotFound, JobOptions, Queue, State
+from scheduler import JobNotFound, JobOptions, Queue, State, _cli_jobs, _cli_stats
+from scheduler.__main__ import main
+from scheduler._local_redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "cli"
@@ -197,10 +203,19 @@ def background(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Backgro
 
 
 @pytest.mark.parametrize(
-    ("app", "prefetch"), [("cli_tasks:app", "-1"), ("cli_async_tasks:app", "10")]
+    ("app", "prefetch", "message"),
+    [
+        ("cli_tasks:app", "-1", "argument --prefetch: must be an integer in 0..1000, not -1"),
+        ("cli_async_tasks:app", "10", "--prefetch applies to thread workers"),
+    ],
 )
 def test_a_bad_prefetch_is_a_usage_error(
-    redis_url: str, background: Callable[..., Background], tmp_path: Path, app: str, prefetch: str
+    redis_url: str,
+    background: Callable[..., Background],
+    tmp_path: Path,
+    app: str,
+    prefetch: str,
+    message: str,
 ) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "scheduler", "worker", app, "--prefetch", prefetch],
@@ -212,7 +227,168 @@ def test_a_bad_prefetch_is_a_usage_error(
         check=False,
     )
     assert result.returncode == 2, result.stderr
-    assert "--prefetch must be 0 or more, and applies to thread workers" in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"scheduler worker: error: {message}")
+
+
+# -- errors: one line on stderr, exit 2 for wrong usage, 1 for the rest (in-process) -----------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one in-process run of the command line did."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_main(
+    redis_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Outcome]]:
+    """``run_main(*argv)`` runs :func:`scheduler.__main__.main` against the test Redis and
+    returns its exit code and output; the logging set-up a command makes is undone after."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+
+    def run(*argv: str) -> Outcome:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    yield run
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def assert_one_line(outcome: Outcome, code: int, fragment: str) -> None:
+    """Exit ``code``, and stderr is one line holding ``fragment`` and no traceback."""
+    assert outcome.code == code, outcome
+    assert outcome.err.count("\n") == 1 and outcome.err.endswith("\n"), outcome.err
+    assert fragment in outcome.err, outcome.err
+    assert "Traceback" not in outcome.err
+
+
+WRONG_USAGE = [
+    (["stats", "--redis-url", "notaurl"], "scheduler stats: error: argument --redis-url:"),
+    (["stats", "--redis-url", "redis://127.0.0.1:notaport/0"], "argument --redis-url: Port"),
+    (["stats", "--redis-url", "redis://127.0.0.1:6379/0?cluster=maybe"], "takes yes or no"),
+    (["inspect", "x", "--queue", "a{b}"], "scheduler inspect: error: argument --queue:"),
+    (["stats", "--prefix", "a{b"], "scheduler stats: error: argument --prefix: invalid key"),
+    (["enqueue", "t", "--delay-ms", "-5"], "argument --delay-ms: must be an integer in 0.."),
+    (["enqueue", "t", "--priority", "5000"], "must be an integer in -1000..1000, not 5000"),
+    (["enqueue", "t", "--max-attempts", "0"], "argument --max-attempts: must be an integer"),
+    (["enqueue", "t", "--id", "a b"], "argument --id: invalid job id 'a b'"),
+    (["enqueue", "t", "--args", "{"], "scheduler enqueue: error: argument --args: not valid JSON"),
+    (["enqueue", "t", "--kwargs", "[]"], "argument --kwargs: must be a JSON object"),
+    (["dead", "list", "--queue", "q", "--limit", "-5"], "scheduler dead list: error: argument"),
+    (["dead", "purge", "--queue", "q", *[f"j{i}" for i in range(1001)]], "at most 1000 JOB_IDs"),
+    (["stats", "--interval", "nan"], "argument --interval: must be a number of seconds above 0"),
+    (["worker", "x:app", "--concurrency", "0"], "scheduler worker: error: argument --concur"),
+    (["worker", "x:app", "--grace-s", "inf"], "argument --grace-s: must be a number of seconds"),
+    (["worker", "no_such_module:app"], "scheduler worker: error: cannot import 'no_such_module'"),
+    (["demo", "--jobs", "0"], "scheduler demo: error: argument --jobs: must be an integer"),
+    (["nope"], "scheduler: error: argument command: invalid choice: 'nope'"),
+    (["inspect", "j1"], "scheduler inspect: error: the following arguments are required"),
+    (["stats", "--bad"], "scheduler stats: error: unrecognized arguments: --bad"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"), WRONG_USAGE, ids=[" ".join(argv)[:50] for argv, _ in WRONG_USAGE]
+)
+def test_wrong_usage_is_one_line_and_exit_2(
+    run_main: Callable[..., Outcome], argv: list[str], fragment: str
+) -> None:
+    assert_one_line(run_main(*argv), 2, fragment)
+
+
+def test_an_unreachable_redis_is_one_line_and_exit_1(run_main: Callable[..., Outcome]) -> None:
+    url = f"redis://user:secret@127.0.0.1:{free_port()}/0"
+    outcome = run_main("stats", "--redis-url", url)
+    assert_one_line(outcome, 1, "scheduler stats: cannot reach Redis at redis://user:***@")
+    assert "secret" not in outcome.err
+
+
+def test_job_errors_are_one_line_and_exit_1(run_main: Callable[..., Outcome], queue: Queue) -> None:
+    assert_one_line(
+        run_main("inspect", "nope", "--queue", QUEUE), 1, "scheduler inspect: JobNotFound: "
+    )
+    queue.enqueue("work", id="c2")
+    queue.claim("test-worker")
+    assert_one_line(run_main("cancel", "c2", "--queue", QUEUE), 1, "InvalidState: ")
+    refused = run_main("dead", "requeue", "--queue", QUEUE, "c2")
+    assert_one_line(refused, 1, "scheduler dead requeue: 1 job(s) refused")
+    assert "c2 bad_state" in refused.out
+
+
+def test_a_full_server_is_one_line_and_exit_1(
+    run_main: Callable[..., Outcome], r: redis.Redis
+) -> None:
+    before = r.config_get("maxmemory")["maxmemory"]
+    r.config_set("maxmemory", 1)  # below what the server uses already: every write refused
+    try:
+        outcome = run_main("enqueue", "t", "--queue", QUEUE)
+    finally:
+        r.config_set("maxmemory", before)
+    assert_one_line(outcome, 1, "scheduler enqueue: ServerFull: Redis is out of memory")
+
+
+def test_a_redis_error_is_one_line_and_exit_1(
+    run_main: Callable[..., Outcome], queue: Queue, r: redis.Redis
+) -> None:
+    r.set(queue.ops.keys.key("dead"), "not a sorted set")
+    assert_one_line(run_main("dead", "list", "--queue", QUEUE), 1, "ResponseError: WRONGTYPE")
+
+
+def fail_unexpectedly(*args: Any, **kwargs: Any) -> Any:
+    """Stands in for a function of the command line that has a bug."""
+    raise AttributeError("a bug\nover two lines")
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(
+    run_main: Callable[..., Outcome], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cli_stats, "discover_queues", fail_unexpectedly)
+    assert_one_line(
+        run_main("stats"),
+        1,
+        "scheduler stats: internal error: AttributeError: a bug over two lines "
+        "(run with --debug for the traceback)",
+    )
+    monkeypatch.setattr("scheduler.__main__.demo", fail_unexpectedly)
+    assert_one_line(run_main("demo"), 1, "scheduler demo: internal error: AttributeError")
+
+
+def test_debug_adds_the_traceback(
+    run_main: Callable[..., Outcome], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cli_stats, "discover_queues", fail_unexpectedly)
+    outcome = run_main("stats", "--debug")
+    assert outcome.code == 1
+    assert outcome.err.startswith("Traceback (most recent call last):")
+    assert outcome.err.splitlines()[-1] == (
+        "scheduler stats: internal error: AttributeError: a bug over two lines"
+    )
+    missing = run_main("inspect", "nope", "--queue", QUEUE, "--debug")
+    assert missing.code == 1 and "Traceback" in missing.err and "JobNotFound" in missing.err
+    monkeypatch.setattr("scheduler.__main__.demo", fail_unexpectedly)
+    demo = run_main("demo", "--debug")
+    assert demo.code == 1 and "Traceback" in demo.err
+
+
+def test_ctrl_c_in_a_command_is_one_line_and_exit_130(
+    run_main: Callable[..., Outcome], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_jobs, "connect", interrupted)
+    assert_one_line(
+        run_main("inspect", "j1", "--queue", QUEUE), 130, "scheduler inspect: interrupted"
+    )
 
 
 def start_worker(background: Callable[..., Background], app: str, *args: str) -> Background:
@@ -320,7 +496,8 @@ def test_sigterm_hands_a_long_job_back_after_the_grace(
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=8) == 0  # the grace, then the cancel-ignoring thread is left
     info = queue.inspect("long")
-    assert (info.state, info.outcome.value, info.attempt) == (State.WAITING, "returned", 0)
+    # Its handler had begun, and the hand-back said so: its attempt stays counted.
+    assert (info.state, info.outcome.value, info.attempt) == (State.WAITING, "returned", 1)
     assert "handed back 1 unfinished job(s)" in worker.err
 
 

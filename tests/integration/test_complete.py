@@ -260,16 +260,51 @@ def complete_in_turn(r: redis.Redis, q: Queue, count: int) -> list[str]:
     return ids
 
 
-def test_the_count_cap_keeps_only_the_newest_completed_records(
+def test_the_count_cap_keeps_the_newest_records_and_stubs_of_the_rest_for_the_window(
     r: redis.Redis, make_queue: Callable[..., Queue]
 ) -> None:
-    q = make_queue("test", retention=Retention(max_completed=2))
-    ids = complete_in_turn(r, q, 5)
+    """Over max_completed, the oldest records lose payload and result but keep a stub until the
+    repeat window ends, so a repeated completion still gets "completed already" (not
+    JobNotFound) and a repeated enqueue of the id creates nothing; then the stub goes."""
+    q = make_queue("test", retention=Retention(max_completed=2, repeat_window_ms=10_000))
+    jobs = []
+    for n in range(5):
+        jobs.append(leased(q, n, job_id=f"job-{n}"))
+        assert q.complete(jobs[-1], n) is True
+        move_clock(r, 1)
+    ids = [job.id for job in jobs]
 
     assert r.zrange(q.ops.keys.key("completed"), 0, -1) == [i.encode() for i in ids[-2:]]
+    assert [q.inspect(i).result for i in ids[-2:]] == [3, 4]
+    for job in jobs[:-2]:
+        assert locations(r, q, job.id) == {"meta"}
+        assert q.complete(job, "again") is False
+        assert q.enqueue("again", id=job.id).created is False
+        info = q.inspect(job.id)
+        assert (info.stub, info.state, info.token, info.payload, info.result) == (
+            True,
+            State.COMPLETED,
+            job.token,
+            None,
+            None,
+        )
+    assert len(r.hget(q.ops.keys.key("meta"), ids[0]) or b"") <= 64
+    move_clock(r, 10_000)
+    q.reap()
     for trimmed in ids[:-2]:
         assert locations(r, q, trimmed) == set()
-    assert [q.inspect(i).result for i in ids[-2:]] == [3, 4]
+
+
+def test_a_job_keeping_its_result_for_less_than_the_window_gives_the_window_up(
+    r: redis.Redis, make_queue: Callable[..., Queue]
+) -> None:
+    q = make_queue("test", retention=Retention(max_completed=0, repeat_window_ms=10_000))
+    job = leased(q, options=JobOptions(keep_result_ms=2_000))
+    assert q.complete(job) is True  # over the cap at once: a stub until 2 s, not 10 s
+    assert r.zscore(q.ops.keys.key("stubs"), job.id) == T0 + 2_000
+    move_clock(r, 2_000)
+    q.reap()
+    assert locations(r, q, job.id) == set()
 
 
 def test_trimming_is_bounded_by_the_trim_batch(
@@ -364,13 +399,14 @@ def test_bad_input_is_refused_before_anything_changes(
 @pytest.mark.parametrize(
     ("head", "bad_item", "refused"),
     [
-        (["-1", "100"], [], "max_completed"),
-        (["1000000001", "100"], [], "max_completed"),
-        (["100", "1001"], [], "trim_limit"),
-        (["100", "1.5"], [], "trim_limit"),
-        (["100", "100"], ["bad id", MADE_UP_TOKEN, b"\xc0"], "id"),
-        (["100", "100"], ["ok-id", "t" * 65, b"\xc0"], "token"),
-        (["100", "100"], ["ok-id", MADE_UP_TOKEN], "n"),
+        (["-1", "100", "60000"], [], "max_completed"),
+        (["1000000001", "100", "60000"], [], "max_completed"),
+        (["100", "1001", "60000"], [], "trim_limit"),
+        (["100", "1.5", "60000"], [], "trim_limit"),
+        (["100", "100", "0"], [], "window_ms"),
+        (["100", "100", "60000"], ["bad id", MADE_UP_TOKEN, b"\xc0"], "id"),
+        (["100", "100", "60000"], ["ok-id", "t" * 65, b"\xc0"], "token"),
+        (["100", "100", "60000"], ["ok-id", MADE_UP_TOKEN], "n"),
     ],
 )
 def test_the_script_refuses_bad_arguments_and_writes_nothing(
@@ -400,7 +436,8 @@ def test_the_script_refuses_a_bad_item_count(
     job = leased(q)
     before = db_snapshot()
 
-    reply = run_script(r, q, "complete", ["100", "100", count, job.id, job.token, b"\xc0"])
+    args = ["100", "100", "60000", count, job.id, job.token, b"\xc0"]
+    reply = run_script(r, q, "complete", args)
 
     assert reply == [b"bad_arg", b"n"]
     assert db_snapshot() == before

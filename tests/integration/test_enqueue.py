@@ -293,7 +293,8 @@ def test_a_batch_with_mixed_options_stores_each_jobs_own_options(r: redis.Redis,
 
     answers = q.enqueue_many(specs)
 
-    assert call.args[0] == 4  # defaults, urgent, later and at_time: each set sent once
+    (one_call,) = call.calls
+    assert one_call.args[0] == 4  # defaults, urgent, later and at_time: each set sent once
     assert [a.state for a in answers] == [
         State.WAITING,
         State.WAITING,

@@ -326,21 +326,30 @@ def test_a_missing_job_is_not_found_and_nothing_changes(q: Queue, db_snapshot: S
 # -- retention ---------------------------------------------------------------------------------
 
 
-def test_the_count_cap_keeps_only_the_newest_dead_records(
+def test_the_count_cap_keeps_the_newest_dead_records_and_stubs_of_the_rest_for_the_window(
     r: redis.Redis, make_queue: Callable[..., Queue]
 ) -> None:
-    q = make_queue("test", retention=Retention(max_dead=2))
-    ids = []
+    """A repeated fail within the repeat window finds the first outcome even when count
+    trimming took the record: the stub keeps the token and the outcome."""
+    q = make_queue("test", retention=Retention(max_dead=2, repeat_window_ms=10_000))
+    jobs = []
     for n in range(5):
         job = leased(q, n)
         q.fail(job, f"fatal {n}", retryable=False)
-        ids.append(job.id)
+        jobs.append(job)
         move_clock(r, 1)
+    ids = [job.id for job in jobs]
 
     assert r.zrange(q.ops.keys.key("dead"), 0, -1) == [i.encode() for i in ids[-2:]]
+    assert [q.inspect(i).error for i in ids[-2:]] == ["fatal 3", "fatal 4"]
+    for job in jobs[:-2]:
+        assert locations(r, q, job.id) == {"meta"}
+        again = q.fail(job, "again", retryable=False)
+        assert (again.outcome, again.repeated) == (Outcome.DEAD, True)
+    move_clock(r, 10_000)
+    q.reap()
     for trimmed in ids[:-2]:
         assert locations(r, q, trimmed) == set()
-    assert [q.inspect(i).error for i in ids[-2:]] == ["fatal 3", "fatal 4"]
 
 
 def test_an_expired_dead_record_is_trimmed_by_a_later_retry(r: redis.Redis, q: Queue) -> None:
@@ -410,7 +419,8 @@ def test_a_lease_with_an_empty_token_is_refused(q: Queue, db_snapshot: Snapshot)
         (4, "1e3", "delay_ms"),
         (5, "-1", "max_dead"),
         (6, "1001", "trim_limit"),
-        (7, "extra", "argv"),
+        (7, "0", "window_ms"),
+        (8, "extra", "argv"),
     ],
 )
 def test_the_script_refuses_bad_arguments_and_writes_nothing(
@@ -423,7 +433,7 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
 ) -> None:
     job = leased(q)
     before = db_snapshot()
-    args: list[Any] = [job.id, job.token, "boom", "0", "-1", "100", "100"]
+    args: list[Any] = [job.id, job.token, "boom", "0", "-1", "100", "100", "60000"]
     if position == len(args):
         args.append(bad_value)
     else:

@@ -301,10 +301,12 @@ def test_a_bad_lease_ms_is_refused_before_anything_is_sent(
     [
         (["-1"], [], "lease_ms"),
         (["nan"], [], "lease_ms"),
-        (["0"], ["a b", MADE_UP_TOKEN], "id"),
-        (["0"], ["", MADE_UP_TOKEN], "id"),
-        (["0"], ["ok-id", "t" * 65], "token"),
-        (["0"], ["ok-id"], "n"),
+        (["0"], ["a b", MADE_UP_TOKEN, "-1"], "id"),
+        (["0"], ["", MADE_UP_TOKEN, "-1"], "id"),
+        (["0"], ["ok-id", "t" * 65, "-1"], "token"),
+        (["0"], ["ok-id", MADE_UP_TOKEN, "-2"], "started"),
+        (["0"], ["ok-id", MADE_UP_TOKEN, "1.5"], "started"),
+        (["0"], ["ok-id", MADE_UP_TOKEN], "n"),
     ],
 )
 def test_the_script_refuses_bad_arguments_and_writes_nothing(
@@ -321,7 +323,7 @@ def test_the_script_refuses_bad_arguments_and_writes_nothing(
     before = db_snapshot()
     items = 1 + (len(bad_item) > 0)
 
-    reply = run_script(r, q, "heartbeat", [*head, items, job.id, job.token, *bad_item])
+    reply = run_script(r, q, "heartbeat", [*head, items, job.id, job.token, "-1", *bad_item])
 
     assert reply == [b"bad_arg", refused.encode()]
     assert db_snapshot() == before
@@ -334,7 +336,7 @@ def test_the_script_refuses_a_bad_item_count(
     job = leased(q, options=LEASE)
     before = db_snapshot()
 
-    reply = run_script(r, q, "heartbeat", ["0", count, job.id, job.token])
+    reply = run_script(r, q, "heartbeat", ["0", count, job.id, job.token, "-1"])
 
     assert reply == [b"bad_arg", b"n"]
     assert db_snapshot() == before
@@ -343,6 +345,7 @@ def test_the_script_refuses_a_bad_item_count(
 def test_the_script_answers_ok_with_lost_ids_and_deadlines(r: redis.Redis, q: Queue) -> None:
     job = leased(q, options=LEASE)
 
-    reply = run_script(r, q, "heartbeat", ["0", 2, job.id, job.token, "gone", MADE_UP_TOKEN])
+    args = ["0", 2, job.id, job.token, "-1", "gone", MADE_UP_TOKEN, "-1"]
+    reply = run_script(r, q, "heartbeat", args)
 
     assert reply == [b"ok", T0, [b"gone"], [T0 + LEASE_MS, 0]]

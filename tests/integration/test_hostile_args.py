@@ -60,6 +60,12 @@ ID = ("a b", "a|b", "a,b", "a{b", "a}b", "", "a\nb", "x" * 129, b"\xff")
 TOKEN_VALUES = ("t" * 65,)
 """A lease token longer than any token a claim hands out."""
 
+WINDOW = (*COUNT, "0", str(MAX_MS + 1))
+"""Hostile values for the repeat window (1 ms up to a century)."""
+
+STARTED = (*NUMBER, "-2", str(MAX_MS + 1))
+"""Hostile values for a "handler started this long ago" report (-1 means not started)."""
+
 
 @dataclass(frozen=True)
 class Argument:
@@ -92,11 +98,14 @@ ARGUMENTS = [
     Argument("claim", 2, "count", (*COUNT, "0", "1001")),
     Argument("claim", 3, "lease_ms", (*COUNT, str(MAX_MS + 1))),
     Argument("claim", 4, "maintenance", (*COUNT, "1001")),
+    Argument("claim", 5, "max_bytes", (*COUNT, "0", str(2**30 + 1))),
+    Argument("claim", 6, "window_ms", WINDOW),
     Argument("complete", 0, "max_completed", (*COUNT, "1000000001")),
     Argument("complete", 1, "trim_limit", (*COUNT, "1001")),
-    Argument("complete", 2, "n", (*COUNT, "0", "2")),
-    Argument("complete", 3, "id", ID),
-    Argument("complete", 4, "token", TOKEN_VALUES),
+    Argument("complete", 2, "window_ms", WINDOW),
+    Argument("complete", 3, "n", (*COUNT, "0", "2")),
+    Argument("complete", 4, "id", ID),
+    Argument("complete", 5, "token", TOKEN_VALUES),
     Argument("fail", 0, "id", ID),
     Argument("fail", 1, "token", TOKEN_VALUES),
     Argument("fail", 2, "error", ("e" * 65_537,)),
@@ -104,25 +113,34 @@ ARGUMENTS = [
     Argument("fail", 4, "delay_ms", (*NUMBER, "-2", str(MAX_MS + 1))),
     Argument("fail", 5, "max_dead", COUNT),
     Argument("fail", 6, "trim_limit", (*COUNT, "1001")),
+    Argument("fail", 7, "window_ms", WINDOW),
     Argument("heartbeat", 0, "lease_ms", COUNT),
     Argument("heartbeat", 1, "n", (*COUNT, "0", "2")),
     Argument("heartbeat", 2, "id", ID),
     Argument("heartbeat", 3, "token", TOKEN_VALUES),
+    Argument("heartbeat", 4, "started", STARTED),
     Argument("release", 0, "n", (*COUNT, "0", "2")),
     Argument("release", 1, "id", ID),
     Argument("release", 2, "token", TOKEN_VALUES),
+    Argument("release", 3, "started", STARTED),
     Argument("reap", 0, "limit", (*COUNT, "0", "1001")),
     Argument("reap", 1, "max_completed", COUNT),
     Argument("reap", 2, "max_dead", COUNT),
     Argument("reap", 3, "max_cancelled", COUNT),
+    Argument("reap", 4, "window_ms", WINDOW),
     Argument("cancel", 0, "id", ID),
     Argument("cancel", 1, "max_cancelled", COUNT),
     Argument("cancel", 2, "trim_limit", (*COUNT, "1001")),
-    Argument("requeue", 0, "limit", (*COUNT, "0", "1001")),
-    Argument("requeue", 1, "id", ID),
-    Argument("purge", 0, "state", ("waiting", "delayed", "active", "DEAD", "dead ", "", "nan")),
-    Argument("purge", 1, "limit", (*COUNT, "0", "1001")),
-    Argument("purge", 2, "id", ID),
+    Argument("cancel", 3, "window_ms", WINDOW),
+    Argument("requeue", 0, "request_id", ID),
+    Argument("requeue", 1, "window_ms", WINDOW),
+    Argument("requeue", 2, "limit", (*COUNT, "0", "1001")),
+    Argument("requeue", 3, "id", ID),
+    Argument("purge", 0, "request_id", ID),
+    Argument("purge", 1, "window_ms", WINDOW),
+    Argument("purge", 2, "state", ("waiting", "delayed", "active", "DEAD", "dead ", "", "nan")),
+    Argument("purge", 3, "limit", (*COUNT, "0", "1001")),
+    Argument("purge", 4, "id", ID),
     Argument("inspect", 0, "id", ID),
     Argument("stats", 0, "active_limit", (*COUNT, "1001")),
 ]
@@ -153,8 +171,8 @@ NO_ARGS_REFUSED_AS = {
     "release": "n",
     "reap": "limit",
     "cancel": "id",
-    "requeue": "limit",
-    "purge": "state",
+    "requeue": "request_id",
+    "purge": "request_id",
     "inspect": "id",
     "stats": "active_limit",
 }
@@ -164,15 +182,18 @@ TRUNCATED: list[tuple[str, int, str]] = [
     ("enqueue", -1, "n_jobs"),
     ("enqueue", 12, "n_jobs"),
     ("enqueue", 5, "lease_ms"),
-    ("claim", -1, "maintenance"),
+    ("claim", -1, "window_ms"),
+    ("claim", 5, "max_bytes"),
     ("complete", -1, "n"),
-    ("fail", -1, "trim_limit"),
+    ("fail", -1, "window_ms"),
     ("fail", 3, "retryable"),
     ("heartbeat", -1, "n"),
     ("release", -1, "n"),
-    ("reap", -1, "max_cancelled"),
-    ("cancel", -1, "trim_limit"),
-    ("purge", 1, "limit"),
+    ("reap", -1, "window_ms"),
+    ("cancel", -1, "window_ms"),
+    ("requeue", 1, "window_ms"),
+    ("purge", 1, "window_ms"),
+    ("purge", 3, "limit"),
 ]
 """Too few arguments: (script, ARGV kept as ``args[:keep]``, the argument named). requeue and
 purge take a variable number of ids, so dropping an id leaves a valid call; their short calls

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from scheduler import JobInfo, JobNotFound, JobOptions, Outcome, Queue, State, ValidationError
+from scheduler._codec import encode
 from tests.integration.helpers import T0, Snapshot, move_clock, seed_every_state
 
 OPTIONS = JobOptions(
@@ -50,6 +51,7 @@ def expected_info(**changes: Any) -> JobInfo:
         deadline_ms=0,
         created_ms=T0,
         ready_ms=T0,
+        leased_ms=0,
         started_ms=0,
         finished_ms=0,
         options=OPTIONS,
@@ -57,6 +59,7 @@ def expected_info(**changes: Any) -> JobInfo:
         result=None,
         error=None,
         now_ms=T0,
+        payload_bytes=len(encode(PAYLOAD)),
     )
     return dataclasses.replace(fresh, **changes)
 
@@ -74,11 +77,19 @@ def test_every_field_is_right_through_a_life_cycle(r: redis.Redis, q: Queue) -> 
         outcome=Outcome.RUNNING,
         worker="worker-1",
         deadline_ms=T0 + 100 + 10_000,
-        started_ms=T0 + 100,
+        leased_ms=T0 + 100,
         now_ms=T0 + 100,
     )
     assert first.token.startswith("1-")
     assert q.inspect("job") == active_once
+
+    move_clock(r, 30)  # the handler began 10 ms ago: the next heartbeat says so
+    q.heartbeat([first], started={first.token: 10})
+    active_once = dataclasses.replace(
+        active_once, started_ms=T0 + 120, deadline_ms=T0 + 130 + 10_000, now_ms=T0 + 130
+    )
+    assert q.inspect("job") == active_once
+    move_clock(r, -30)
 
     move_clock(r, 50)
     assert q.fail(first, "boom: out of cheese", delay_ms=3_000).run_at_ms == T0 + 3_150
@@ -103,7 +114,8 @@ def test_every_field_is_right_through_a_life_cycle(r: redis.Redis, q: Queue) -> 
         outcome=Outcome.RUNNING,
         worker="worker-2",
         deadline_ms=T0 + 3_150 + 10_000,
-        started_ms=T0 + 3_150,
+        leased_ms=T0 + 3_150,
+        started_ms=0,
         now_ms=T0 + 3_150,
     )
     assert second.token.startswith("2-") and second.token != first.token
@@ -133,7 +145,7 @@ def test_a_dead_job_shows_its_error_and_when_it_died(r: redis.Redis, q: Queue) -
         token=lease.token,
         outcome=Outcome.DEAD,
         worker="worker-1",
-        started_ms=T0,
+        leased_ms=T0,
         finished_ms=T0 + 40,
         error="fatal",
         now_ms=T0 + 40,

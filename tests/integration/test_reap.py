@@ -208,10 +208,14 @@ def test_finished_records_over_the_retention_counts_are_trimmed(
     older = finish_one_of_each(generous)
     move_clock(r, 1)
     newer = finish_one_of_each(generous)
-    strict = make_queue("test", retention=Retention(max_completed=1, max_dead=1, max_cancelled=1))
+    retention = Retention(max_completed=1, max_dead=1, max_cancelled=1, repeat_window_ms=5_000)
+    strict = make_queue("test", retention=retention)
 
-    assert strict.reap().trimmed == 3
+    assert strict.reap().trimmed == 3  # stubs of the older three, for the repeat window
 
+    assert {strict.inspect(i).stub for i in older.values()} == {True}
+    move_clock(r, 5_000)
+    assert strict.reap().trimmed == 3  # the stubs go when the window ends
     for job_id in older.values():
         assert_gone(r, strict, job_id)
     assert {state: strict.inspect(i).state for state, i in newer.items()} == {
@@ -222,21 +226,24 @@ def test_finished_records_over_the_retention_counts_are_trimmed(
 # -- claim records -----------------------------------------------------------------------------
 
 
-def test_a_claim_record_is_forgotten_once_its_leases_have_run_out(r: redis.Redis, q: Queue) -> None:
-    claims, claim_exp = q.ops.keys.key("claims"), q.ops.keys.key("claim_exp")
-    assert claims == "scheduler:{test}:claims"
+def test_a_claim_record_is_forgotten_once_the_repeat_window_has_passed(
+    r: redis.Redis, make_queue: Callable[..., Queue]
+) -> None:
+    q = make_queue("test", retention=Retention(repeat_window_ms=2_000))
+    requests, request_exp = q.ops.keys.key("requests"), q.ops.keys.key("request_exp")
+    assert requests == "scheduler:{test}:requests"
     enqueue(q, 1)
-    q.claim("worker-a", claim_id="claim-1", lease_ms=1_000)
-    assert r.hexists(claims, "claim-1")
-    move_clock(r, 999)
+    q.claim("worker-a", claim_id="claim-1", lease_ms=3_600_000)  # an hour: not what counts
+    assert r.hexists(requests, "claim-1")
+    move_clock(r, 1_999)
     q.reap()
-    assert r.hexists(claims, "claim-1")
+    assert r.hexists(requests, "claim-1")
     move_clock(r, 1)
 
     q.reap()
 
-    assert not r.hexists(claims, "claim-1")
-    assert r.zscore(claim_exp, "claim-1") is None
+    assert not r.hexists(requests, "claim-1")
+    assert r.zscore(request_exp, "claim-1") is None
 
 
 # -- the recovery bound ------------------------------------------------------------------------
@@ -275,13 +282,14 @@ def test_a_limit_out_of_range_is_refused_before_anything_is_sent(
 @pytest.mark.parametrize(
     ("args", "refused"),
     [
-        (["0", "100", "100", "100"], "limit"),
-        (["1001", "100", "100", "100"], "limit"),
-        (["ten", "100", "100", "100"], "limit"),
-        (["10", "-1", "100", "100"], "max_completed"),
-        (["10", "100", "1000000001", "100"], "max_dead"),
-        (["10", "100", "100", ""], "max_cancelled"),
-        (["10", "100", "100", "100", "extra"], "argv"),
+        (["0", "100", "100", "100", "60000"], "limit"),
+        (["1001", "100", "100", "100", "60000"], "limit"),
+        (["ten", "100", "100", "100", "60000"], "limit"),
+        (["10", "-1", "100", "100", "60000"], "max_completed"),
+        (["10", "100", "1000000001", "100", "60000"], "max_dead"),
+        (["10", "100", "100", "", "60000"], "max_cancelled"),
+        (["10", "100", "100", "100", "0"], "window_ms"),
+        (["10", "100", "100", "100", "60000", "extra"], "argv"),
     ],
 )
 def test_the_script_refuses_bad_arguments_and_writes_nothing(

@@ -129,16 +129,20 @@ def test_active_jobs_are_listed_with_worker_attempt_and_deadline(r: redis.Redis,
     assert q.claim("worker-r", lease_ms=5_000).jobs[0].id == "long"
     assert q.claim("worker-s", lease_ms=1_000).jobs[0].id == "short"
     advance_clock(r, q.name, 100)
-    assert q.claim("worker-t", lease_ms=3_000).jobs[0].id == "retried"
+    retried = q.claim("worker-t", lease_ms=3_000).jobs[0]
+    assert retried.id == "retried"
+    q.heartbeat([retried], lease_ms=3_000, started={retried.token: 40})  # running since T0+160
 
     stats = q.stats()
 
     assert stats.counts == counts(active=3)
     assert stats.active == [
-        ActiveJob("short", "worker-s", 1, T0 + 100 + 1_000, T0 + 100),
-        ActiveJob("retried", "worker-t", 2, T0 + 200 + 3_000, T0 + 200),
-        ActiveJob("long", "worker-r", 1, T0 + 100 + 5_000, T0 + 100),
+        ActiveJob("short", "worker-s", 1, T0 + 100 + 1_000, T0 + 100, 0),
+        ActiveJob("retried", "worker-t", 2, T0 + 200 + 3_000, T0 + 200, T0 + 200),
+        ActiveJob("long", "worker-r", 1, T0 + 100 + 5_000, T0 + 100, 0),
     ]
+    assert [job.is_running for job in stats.active] == [False, True, False]
+    assert stats.running == 1  # the others are leased, waiting in their workers
 
 
 @pytest.mark.parametrize("active_limit", [0, 1, 2, 5])

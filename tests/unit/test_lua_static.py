@@ -18,10 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from scheduler._scripts import PRODUCTION, TEST_BUILD, build_scripts
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LUA_DIR = REPO_ROOT / "lua"
 
 KEYLESS_COMMANDS = frozenset({"TIME"})
+TEST_CLOCK_HELPER = "now_test"
+"""The one helper that reads KEYS: the test build's clock (lib/now_test.lua) takes its key from
+the slot the test build appends after the header's slots (see scheduler/_scripts.py)."""
 FORBIDDEN_COMMAND = re.compile(r"^(KEYS|SCAN|EVAL\w*|FLUSH\w*)$", re.IGNORECASE)
 KEY_NAME = re.compile(r"^[A-Za-z_]\w*_key$")
 REDIS_CALL = re.compile(r"\bredis\.p?call\s*\(")
@@ -358,6 +363,10 @@ def test_every_key_local_of_a_script_is_bound_from_keys(lua: LuaFile) -> None:
 
 @pytest.mark.parametrize("lua", lib_files(), ids=lambda f: f.rel)
 def test_helpers_take_keys_only_as_parameters_and_never_read_keys_or_argv(lua: LuaFile) -> None:
+    if lua.name == TEST_CLOCK_HELPER:
+        reads = re.findall(r"\b(?:KEYS|ARGV)\b.*", lua.code)
+        assert reads == ["KEYS[#KEYS]"], reads  # the test build's extra slot, and nothing else
+        return
     problems = lib_key_problems(lua)
     for match in re.finditer(r"\b(KEYS|ARGV)\b", lua.code):
         problems.append(f"{lua.where(match.start())}: a helper reads {match.group()}")
@@ -404,7 +413,21 @@ def test_time_is_read_only_in_lib_now() -> None:
         for call in redis_calls(lua)
         if call.command == "TIME"
     }
-    assert len(readers) == 1 and next(iter(readers)).startswith("lua/lib/now.lua:"), readers
+    files = {reader.split(":")[0] for reader in readers}
+    assert files == {"lua/lib/now.lua", "lua/lib/now_test.lua"} and len(readers) == 2, readers
+
+
+def test_the_production_build_never_reads_a_clock_key() -> None:
+    """The test clock is compiled into the test build only: no production script takes a clock
+    key or reads one; every test-build script that reads the time takes it as its last slot."""
+    production, test = build_scripts(PRODUCTION), build_scripts(TEST_BUILD)
+    for name, source in production.items():
+        assert "clock" not in source.key_parts, name
+        assert "clock_key" not in source.text and "KEYS[#KEYS]" not in source.text, name
+        reads_time = "now_ms()" in source.text
+        expected = (*source.key_parts, "clock") if reads_time else source.key_parts
+        assert test[name].key_parts == expected, name
+        assert ("KEYS[#KEYS]" in test[name].text) is reads_time, name
 
 
 def test_no_helper_but_now_calls_now_ms() -> None:
@@ -501,3 +524,52 @@ def test_the_key_rules_catch_built_keys() -> None:
     assert len(key_binding_problems(lua)) == 1
     assert [c.args[0] for c in redis_calls(lua)] == ['"literal"', 'meta_key .. ":x"']
     assert is_literal_or_concatenation('"a" .. b') and not is_literal_or_concatenation("a_key")
+
+
+# -- the order of helpers in an expanded script ---------------------------------------------------
+
+
+@cache
+def helper_names() -> dict[str, str]:
+    """Every name a helper file defines at its top level (``local function f``, ``local X =``),
+    with the file that defines it."""
+    names = {}
+    for lua in lib_files():
+        for match in re.finditer(r"^local\s+(?:function\s+)?(\w+)", lua.code, re.MULTILINE):
+            names[match.group(1)] = lua.name
+    return names
+
+
+@pytest.mark.parametrize("build", [PRODUCTION, TEST_BUILD])
+@pytest.mark.parametrize("lua", script_files(), ids=lambda f: f.rel)
+def test_every_helper_name_is_defined_before_it_is_used(lua: LuaFile, build: str) -> None:
+    """A Lua local is visible only after its definition: a helper used before its file is
+    included (or never included) compiles as a global, and fails only when that line runs,
+    perhaps on a rare branch. So in each expanded script, every name a helper defines must be
+    defined above its first use."""
+    text = build_scripts(build)[lua.name].text
+    assert_no_problems(order_problems(text, f"{lua.rel} ({build})"))
+
+
+def order_problems(text: str, label: str) -> list[str]:
+    """The helper names an expanded script uses before, or without, their definition."""
+    code = blank_strings(strip_comments(text))
+    problems = []
+    for name, helper in helper_names().items():
+        uses = [m.start() for m in re.finditer(rf"(?<![\w.]){name}\b", code)]
+        if not uses:
+            continue
+        definition = re.search(rf"^local\s+(?:function\s+)?{name}\b", code, re.MULTILINE)
+        if definition is None:
+            problems.append(f"{label}: uses {name} but does not include {helper}")
+        elif uses[0] < definition.start():
+            problems.append(f"{label}: uses {name} before {helper} is included")
+    return problems
+
+
+def test_the_order_check_catches_a_helper_used_too_early_or_never_included() -> None:
+    early = "local function f() return jobs_read(k, {}) end\nlocal function jobs_read() end\n"
+    assert order_problems(early, "x") == ["x: uses jobs_read before records is included"]
+    assert order_problems("local x = plan_new()\n", "y") == [
+        "y: uses plan_new but does not include plan"
+    ]

@@ -12,7 +12,7 @@ import pytest
 
 from scheduler._keys import KEY_PARTS
 from scheduler._scripts import SCRIPT_NAMES, load_script
-from scheduler._status import JOB_FIELDS, Outcome, State, Status
+from scheduler._status import JOB_FIELDS, Outcome, State, Status, Unreadable
 from tests.unit.test_lua_static import (
     LUA_DIR,
     LuaFile,
@@ -27,7 +27,12 @@ from tests.unit.test_lua_static import (
 
 STATUS_LUA = read_lua(LUA_DIR / "lib" / "status.lua")
 JOB_LUA = read_lua(LUA_DIR / "lib" / "job.lua")
-VOCABULARIES: dict[str, type[StrEnum]] = {"STATUS": Status, "STATE": State, "OUTCOME": Outcome}
+VOCABULARIES: dict[str, type[StrEnum]] = {
+    "STATUS": Status,
+    "STATE": State,
+    "OUTCOME": Outcome,
+    "UNREADABLE": Unreadable,
+}
 
 
 def lua_table_constructor(lua: LuaFile, name: str) -> str:
@@ -99,12 +104,12 @@ def test_lua_job_fields_equal_python_job_fields_in_order() -> None:
     assert tuple(m.group(1) for m in lua_fields if m) == JOB_FIELDS
 
 
-def test_job_format_has_a_version_byte_then_one_code_per_field() -> None:
+def test_job_format_has_a_version_byte_and_a_flags_byte_then_one_code_per_field() -> None:
     match = re.search(r'local JOB_FORMAT = "([^"]+)"', JOB_LUA.code)
     assert match, "lib/job.lua defines JOB_FORMAT"
     codes = re.findall(r"[iI]\d*|[bBhHlLsd]", match.group(1).lstrip("<"))
-    assert codes[0] == "B"
-    by_field = dict(zip(JOB_FIELDS, codes[1:], strict=True))
+    assert codes[:2] == ["B", "B"]
+    by_field = dict(zip(JOB_FIELDS, codes[2:], strict=True))
     assert {name for name, code in by_field.items() if code == "s"} == {"token", "worker"}
     assert by_field["state"] == by_field["outcome"] == "B"
 
@@ -130,7 +135,7 @@ def test_every_state_and_outcome_has_a_distinct_record_code(
 def test_every_vocabulary_reference_exists_in_its_table(lua: LuaFile) -> None:
     """Headers included: a header naming ``STATUS.gone`` is as wrong as code using it."""
     problems = []
-    for match in re.finditer(r"\b(STATUS|STATE|OUTCOME)\.(\w+)", blank_strings(lua.raw)):
+    for match in re.finditer(r"\b(STATUS|STATE|OUTCOME|UNREADABLE)\.(\w+)", blank_strings(lua.raw)):
         if match.group(2) not in enum_table(VOCABULARIES[match.group(1)]):
             problems.append(f"{lua.where(match.start())}: {match.group()} is not in the table")
     assert not problems, "\n".join(problems)
@@ -176,7 +181,7 @@ def test_script_names_equal_the_lua_files() -> None:
 
 
 def test_every_helper_is_used_by_some_script() -> None:
-    used = {name for lua in script_files() for name in lua.includes}
+    used = {name for lua in script_files() for name in lua.includes} | {"now_test"}
     assert {lua.name for lua in lib_files()} - used == set()
 
 

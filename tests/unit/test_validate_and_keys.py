@@ -249,7 +249,7 @@ def test_key_format_is_prefix_hash_tag_part() -> None:
     keys = QueueKeys("app:jobs", "emails")
     assert keys.hash_tag == "{emails}"
     assert keys.key("meta") == "app:jobs:{emails}:meta"
-    assert keys.key("claim_exp") == "app:jobs:{emails}:claim_exp"
+    assert keys.key("request_exp") == "app:jobs:{emails}:request_exp"
 
 
 def test_keys_keep_the_order_asked_for() -> None:
