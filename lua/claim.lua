@@ -92,6 +92,19 @@ local K = {
   quarantine = quarantine_key, unreadable = unreadable_key,
 }
 
+-- `reply` (its status and now) followed by each lease of `ids`, with its payload.
+local function with_leases(reply, ids, jobs)
+  local bodies = {}
+  if #ids > 0 then bodies = redis.call("HMGET", payload_key, unpack(ids)) end
+  for i, id in ipairs(ids) do
+    local job = jobs[id]
+    local n = #reply
+    reply[n + 1], reply[n + 2], reply[n + 3] = id, bodies[i] or "", job.attempt
+    reply[n + 4], reply[n + 5] = job.token, job.deadline_ms
+  end
+  return reply
+end
+
 -- A repeated claim (a retry after a lost reply) answers with what the first one leased.
 local previous = recall_request(requests_key, claim_id, "claim")
 if previous == false then return {STATUS.bad_arg, "claim_id"} end
@@ -106,16 +119,7 @@ if previous then
   for i, id in ipairs(ids) do
     if lease_current(jobs[id], tokens[i], now) then current[#current + 1] = id end
   end
-  local bodies = {}
-  if #current > 0 then bodies = redis.call("HMGET", payload_key, unpack(current)) end
-  local reply = {STATUS.duplicate, now}
-  for i, id in ipairs(current) do
-    local job = jobs[id]
-    local n = #reply
-    reply[n + 1], reply[n + 2], reply[n + 3] = id, bodies[i] or "", job.attempt
-    reply[n + 4], reply[n + 5] = job.token, job.deadline_ms
-  end
-  return reply
+  return with_leases({STATUS.duplicate, now}, current, jobs)
 end
 
 -- Stage 1, maintenance: promote, expire, forget; decided, then written.
@@ -174,13 +178,4 @@ end
 if #leased > 0 then remember_request(plan, claim_id, "claim", table.concat(record, ","), window_ms) end
 plan_apply(plan)
 if #leased == 0 then return {STATUS.empty, now, next_event_ms()} end
-
-local bodies = redis.call("HMGET", payload_key, unpack(leased))
-local reply = {STATUS.ok, now}
-for i, id in ipairs(leased) do
-  local job = jobs[id]
-  local n = #reply
-  reply[n + 1], reply[n + 2], reply[n + 3] = id, bodies[i] or "", job.attempt
-  reply[n + 4], reply[n + 5] = job.token, job.deadline_ms
-end
-return reply
+return with_leases({STATUS.ok, now}, leased, jobs)

@@ -49,6 +49,7 @@ Invariants: a purged job leaves no trace: record, payload, result, error and set
 -- @include moves
 -- @include trim
 -- @include requests
+-- @include repeated_reply
 
 local meta_key, payload_key, completed_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local cancelled_key, stubs_key, result_key, error_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -84,15 +85,7 @@ local K = {
 }
 local previous = recall_request(requests_key, request_id, "purge")
 if previous == false then return {STATUS.bad_arg, "request_id"} end
-if previous then
-  local reply = {STATUS.duplicate, 0}
-  for id, status in string.gmatch(previous, "([^ ,]+) ([^ ,]+)") do
-    reply[#reply + 1] = id
-    reply[#reply + 1] = status
-    if status == STATUS.ok then reply[2] = reply[2] + 1 end
-  end
-  return reply
-end
+if previous then return repeated_reply(previous) end
 
 local from_set = #ids == 0
 local plan = plan_new(K, now)

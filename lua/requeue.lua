@@ -40,6 +40,7 @@ Invariants: only dead jobs move; each moves from the dead ZSET to the ready ZSET
 -- @include records
 -- @include moves
 -- @include requests
+-- @include repeated_reply
 
 local meta_key, ready_key, dead_key, error_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local seq_key, wake_key, requests_key, request_exp_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -66,15 +67,7 @@ local K = {
 }
 local previous = recall_request(requests_key, request_id, "requeue")
 if previous == false then return {STATUS.bad_arg, "request_id"} end
-if previous then
-  local reply = {STATUS.duplicate, 0}
-  for id, status in string.gmatch(previous, "([^ ,]+) ([^ ,]+)") do
-    reply[#reply + 1] = id
-    reply[#reply + 1] = status
-    if status == STATUS.ok then reply[2] = reply[2] + 1 end
-  end
-  return reply
-end
+if previous then return repeated_reply(previous) end
 
 local from_set = #ids == 0
 local jobs, unread

@@ -28,3 +28,4 @@ local function forget_requests(plan, request_exp_key, limit)
   end
   return #stale
 end
+

@@ -5,6 +5,7 @@ in-process through :func:`scheduler.__main__.main`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -136,7 +137,8 @@ def state_of(queue: Queue, job_id: str) -> State | None:
 
 
 class Background:
-    """A CLI subprocess left running, its stdout and stderr in files."""
+    """A CLI subprocess left running, its stdout and stderr in files; in a process group of its
+    own, so that its worker processes (``--processes``) are killed with it at the end."""
 
     def __init__(self, redis_url: str, folder: Path, *args: str) -> None:
         self.out_path, self.err_path = folder / "out.txt", folder / "err.txt"
@@ -148,6 +150,7 @@ class Background:
                 stdout=out,
                 stderr=err,
                 text=True,
+                start_new_session=True,
             )
 
     @property
@@ -172,10 +175,13 @@ class Background:
             pytest.fail(f"still running after {timeout}s; stderr:\n{self.err}")
 
     def kill(self) -> None:
-        """Kill the process if it still runs."""
+        """Kill the process and every process of its group (its worker processes, which a
+        parent killed with SIGKILL would leave running) if they still run."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         if self.process.poll() is None:
             self.process.kill()
-            self.process.wait(5)
+        self.process.wait(5)
 
 
 @pytest.fixture

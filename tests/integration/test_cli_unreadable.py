@@ -18,7 +18,7 @@ from scheduler import JobOptions, Queue
 from scheduler.__main__ import main
 from tests.integration.helpers import run_script
 
-QUEUE = "cli"
+QUEUE = "cli-unreadable"
 EXT_TYPE_PAYLOAD = b"\xd4\x05\x00"
 """msgpack for ext type 5: a payload this client refuses to decode."""
 
