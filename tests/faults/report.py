@@ -22,8 +22,10 @@ from tests.faults import (
     test_killed_worker,
     test_lost_replies,
     test_memory_pressure,
+    test_poison_payloads,
     test_redis_restart,
     test_stopped_worker,
+    test_unencodable_results,
 )
 from tests.faults.harness import Outcome
 
@@ -34,6 +36,8 @@ SCENARIOS: dict[str, ModuleType] = {
     "proxy": test_lost_replies,
     "freeze": test_frozen_server,
     "memory": test_memory_pressure,
+    "poison": test_poison_payloads,
+    "unencodable": test_unencodable_results,
 }
 """Each fault's short name and the test module holding its scenario and sizes."""
 
