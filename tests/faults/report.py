@@ -24,6 +24,7 @@ from tests.faults import (
     test_memory_pressure,
     test_poison_payloads,
     test_redis_restart,
+    test_restart_loop,
     test_stopped_worker,
     test_unencodable_results,
 )
@@ -38,6 +39,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "memory": test_memory_pressure,
     "poison": test_poison_payloads,
     "unencodable": test_unencodable_results,
+    "sigterm": test_restart_loop,
 }
 """Each fault's short name and the test module holding its scenario and sizes."""
 
