@@ -6,7 +6,8 @@ are tested":
     .venv/bin/python -m tests.faults.report --only kill --size 600
 
 Each scenario starts its own ``redis-server`` on a free loopback port (and worker processes for
-the kill and stop faults) and stops them when done. Exits 1 if any run broke a guarantee.
+the kill, stop, poison, unencodable and sigterm faults) and stops them when done. Exits 1 if any
+run broke a guarantee.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.faults import (
     test_restart_loop,
     test_stopped_worker,
     test_unencodable_results,
+    test_unreadable_records,
 )
 from tests.faults.harness import Outcome
 
@@ -40,6 +42,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "poison": test_poison_payloads,
     "unencodable": test_unencodable_results,
     "sigterm": test_restart_loop,
+    "unreadable": test_unreadable_records,
 }
 """Each fault's short name and the test module holding its scenario and sizes."""
 
