@@ -14,7 +14,7 @@ Two sizes (:data:`SIZES`):
 
 * **default**: what the library sizes itself: a thread worker's claim (``concurrency +
   prefetch`` = 8) with the default maintenance (100), its heartbeats and hand-backs (8), the
-  default ``trim_batch`` (100), ``reap`` limit (100), ``stats`` active list (100), requeue and
+  default ``trim_batch`` (100), ``reap`` limit (50), ``stats`` active list (100), requeue and
   purge limits (100); batches the caller sizes (``enqueue_many``, ``complete_many``) at 100;
 * **max**: 1000 items, every limit 1000, the default byte budget of a call (4 MiB): payloads and
   results of 4 KiB, so that 1000 of them just fit.
@@ -61,7 +61,7 @@ class Sizes:
 
 
 SIZES = (
-    Sizes("default", batch=100, claim=8, maintenance=100, trim=100, reap=100, active_limit=100,
+    Sizes("default", batch=100, claim=8, maintenance=100, trim=100, reap=50, active_limit=100,
           admin_limit=100, beats=8, item_bytes=4096),
     Sizes("max", batch=1000, claim=1000, maintenance=1000, trim=1000, reap=1000,
           active_limit=1000, admin_limit=1000, beats=1000, item_bytes=4096),

@@ -48,7 +48,7 @@ LeaseRef = Job | tuple[str, str]
 DEFAULT_MAINTENANCE = 100
 """How many due delayed jobs and expired leases one claim call handles before it claims."""
 
-DEFAULT_REAP_LIMIT = 100
+DEFAULT_REAP_LIMIT = 50
 """How many items of each kind one reap call handles (see ``benchmarks/README.md`` for what a
 call costs at each limit)."""
 

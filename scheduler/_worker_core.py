@@ -32,7 +32,7 @@ What it decides:
   1000, with the ``started`` report of each lease whose handler began. A lease the reply names
   lost is cancelled (see the timeline below); a run past ``time_limit_ms`` is cancelled and
   failed with a timeout (which follows the retry policy).
-* **reaping**: ``reap(limit=100)`` about every second (jittered by 20 %, so many workers do
+* **reaping**: ``reap(limit=50)`` about every second (jittered by 20 %, so many workers do
   not reap in step), so recovery and trimming do not depend on claims.
 * **stopping**: ``running`` → ``stopping`` (no more claims; jobs not yet begun are handed back
   at once; running jobs get ``grace_s``) → ``draining`` (what still runs is cancelled and
@@ -81,7 +81,7 @@ from typing import Any, TypeVar, cast
 
 from ._codec import Encoded
 from ._models import Claimed, Failed, Heartbeat, ItemStatus, Job, Reaped
-from ._ops import new_id
+from ._ops import DEFAULT_REAP_LIMIT, new_id
 from ._validate import MAX_BATCH, MAX_MS
 from ._worker_actions import (
     Action,
@@ -129,7 +129,7 @@ REAP_INTERVAL_S = 1.0
 """About how often each worker reaps its queue..."""
 REAP_JITTER = 0.2
 """... give or take this share, drawn at random each time."""
-REAP_LIMIT = 100
+REAP_LIMIT = DEFAULT_REAP_LIMIT
 """The most items of each kind one of a worker's reap calls handles."""
 HAND_BACK_S = 3.0
 """How long past the grace period a stopping worker keeps trying to acknowledge and hand back

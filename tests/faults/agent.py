@@ -12,7 +12,10 @@ Two modes:
   no heartbeat and no lease bookkeeping: a stopped and resumed process of this kind sends its
   completion whatever happened meanwhile, so the test sees Redis refuse it.
 
-SIGTERM stops either mode gracefully.
+SIGTERM stops either mode gracefully: in ``worker`` mode, running jobs get ``--grace-s``
+seconds, then are handed back. ``--max-payload-bytes`` sets the size cap of the agent's client
+(a payload over it cannot be decoded here). A job's payload can ask the handler for a longer
+side effect or an unencodable result (:class:`~tests.faults.recorder.RecordingHandler`).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def run_worker(queue: RecordingQueue, writer: HistoryWriter, args: argparse.Name
         concurrency=args.concurrency,
         worker_id=args.name,
         lease_ms=args.lease_ms,
-        grace_s=5,
+        grace_s=args.grace_s,
         max_idle_s=1,
     )
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
@@ -105,10 +108,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--kill-at", choices=KILL_POINTS, default=None)
     parser.add_argument("--kill-after", type=int, default=1)
+    parser.add_argument("--grace-s", type=float, default=5.0)
+    parser.add_argument("--max-payload-bytes", type=int, default=1024 * 1024)
     args = parser.parse_args()
     writer = HistoryWriter(args.history, args.name)
     client = redis.Redis.from_url(args.url, socket_timeout=2, socket_connect_timeout=1)
-    queue = RecordingQueue(client, args.queue, history=writer, process=args.name)
+    queue = RecordingQueue(
+        client,
+        args.queue,
+        history=writer,
+        process=args.name,
+        max_payload_bytes=args.max_payload_bytes,
+    )
     writer.write(args.name, "fault", "start", target=args.name)
     if args.mode == "plain":
         run_plain(queue, writer, args)

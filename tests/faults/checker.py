@@ -17,6 +17,28 @@ What :func:`check` counts, per run:
 * **recovery times**: for each fault that took a participant away (``kill``, ``stop``), each
   job it held a lease on, the time from the fault to the start of the claim that handed the job
   out again; each must be within the published bound (lease + reaper interval).
+
+Some faults **mark a job** as one that must not complete (a ``fault`` record of an op in
+:data:`MARKS`, with its ``job_id``): such a job is not counted lost, nor dead before max
+attempts; instead it must end as its mark says, or it is a **wrong end**:
+
+* ``poison`` (a payload no worker can decode): dead at attempt 1, its error
+  ``"payload could not be decoded: ..."`` (containing the mark's ``detail``), and its handler
+  never ran (no ``effect_start``);
+* ``unencodable`` (its handler returns a result msgpack cannot encode): dead at attempt 1 after
+  its handler ran, its error ``"result could not be encoded: ..."`` naming the type (``detail``);
+* ``overrun`` (its handler outlives every worker's grace period, workers stopped with
+  SIGTERM): dead at exactly ``max_attempts`` with outcome ``returned``, its error
+  ``"handed back unfinished on attempt N of N ..."``, its handler begun exactly N times;
+* ``corrupt`` (a corrupt record planted over it): in the quarantine, its record as planted;
+* ``newer`` (a record of a newer version planted over it): left untouched, its record exactly
+  as planted (``detail``, hex) and still in the set it was planted in (the mark's ``status``).
+
+When the placement of every job is given (which of the state sets, ``stubs`` and
+``quarantine`` hold it), every job Redis holds a record of must be in exactly one of them, and
+no set may hold a job without a record: a job **misplaced** breaks that. When a run has
+``poison`` or ``unencodable`` jobs, the report also has the **rates** at which the other jobs
+completed before the first of them was claimed and after (a figure, not a check).
 """
 
 from __future__ import annotations
@@ -32,6 +54,12 @@ ACCEPTED = ("ok", "duplicate")
 completed the job already, the first acceptance)."""
 HOLDER_FAULTS = ("kill", "stop")
 """Faults that take a participant away while it may hold leases."""
+MARKS = ("poison", "unencodable", "overrun", "corrupt", "newer")
+"""Faults that mark a job as one that must end otherwise than completed (module docstring)."""
+MET_ON_CLAIM = ("poison", "unencodable")
+"""Marks a worker meets when it claims the job: the split point of the report's rates."""
+SETS = ("ready", "delayed", "active", "completed", "dead", "cancelled", "stubs", "quarantine")
+"""The ZSETs one of which holds each job Redis has a record of."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +67,17 @@ class FinalJob:
     """A job as Redis holds it at the end of a run."""
 
     state: str
+    """A state's value, or ``quarantined`` / ``unreadable`` for a record the scripts cannot
+    read (in the quarantine, or not)."""
     attempt: int
     max_attempts: int
     token: str
+    error: str | None = None
+    outcome: str = ""
+    unreadable: str | None = None
+    """Why the record cannot be read (``corrupt`` or ``newer``), for such a record."""
+    record: bytes | None = None
+    """The raw record, for a record the scripts cannot read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +110,15 @@ class Report:
     hidden_leases: int = 0
     recoveries: list[Recovery] = field(default_factory=list)
     bound_ms: float | None = None
+    marked: dict[str, int] = field(default_factory=dict)
+    """How many jobs each marking fault marked (``poison``: 12, ...)."""
+    wrong_end: list[str] = field(default_factory=list)
+    """Marked jobs that did not end as their mark says, each ``"<id>: <what>"``."""
+    misplaced: list[str] = field(default_factory=list)
+    """Jobs not in exactly one set, each ``"<id> in <sets>"`` (with the placement only)."""
+    rates: tuple[float, float] | None = None
+    """Completions per second of the unmarked jobs before the first ``poison`` or
+    ``unencodable`` job was claimed, and after (None: no such job, or too few completions)."""
 
     @property
     def recovery_ms(self) -> list[float]:
@@ -113,6 +158,10 @@ class Report:
             found.append(f"never offered again: {self.never_recovered[:5]}")
         if no_hidden_leases and self.hidden_leases:
             found.append(f"{self.hidden_leases} lease(s) handed out that no client saw")
+        if self.wrong_end:
+            found.append(f"{len(self.wrong_end)} marked job(s) ended wrong: {self.wrong_end[:5]}")
+        if self.misplaced:
+            found.append(f"{len(self.misplaced)} job(s) not in one set: {self.misplaced[:5]}")
         return found
 
 
@@ -237,12 +286,137 @@ def recoveries(records: Sequence[Record], final: Mapping[str, FinalJob | None]) 
     return found
 
 
+def marks(records: Sequence[Record]) -> dict[str, Record]:
+    """The job ids a fault marked (see :data:`MARKS`), each with its (latest) mark."""
+    return {r.job_id: r for r in records if r.kind == "fault" and r.op in MARKS and r.job_id}
+
+
+def _dead_with(job: FinalJob | None, attempt: int, prefix: str, detail: str | None) -> str | None:
+    """What is wrong with ``job`` for one that must be dead at ``attempt`` with an error that
+    starts with ``prefix`` and contains ``detail``; None when nothing is."""
+    if job is None or job.state != "dead":
+        return f"{'gone' if job is None else job.state}, not dead"
+    if job.attempt != attempt:
+        return f"dead at attempt {job.attempt}, not {attempt}"
+    error = job.error or ""
+    if not error.startswith(prefix) or (detail and detail not in error):
+        return f"error {error!r}"
+    return None
+
+
+def _overrun_end(job: FinalJob | None, runs: int) -> str | None:
+    """What is wrong with an ``overrun`` job's end; None when nothing is."""
+    if job is None:
+        return "gone, not dead"
+    n = job.max_attempts
+    found = _dead_with(job, n, f"handed back unfinished on attempt {n} of {n}", None)
+    if found is None and job.outcome != "returned":
+        found = f"outcome {job.outcome!r}, not 'returned'"
+    if found is None and runs != n:
+        found = f"its handler began {runs} times, not {n}"
+    return found
+
+
+def _set_aside_end(mark: Record, job: FinalJob | None, sets: tuple[str, ...] | None) -> str | None:
+    """What is wrong with the end of a job a ``corrupt`` or ``newer`` record was planted over;
+    None when nothing is."""
+    if job is None or job.unreadable != mark.op:
+        return f"{'gone' if job is None else job.state}, not a {mark.op} record"
+    if mark.detail is not None and (job.record or b"").hex() != mark.detail:
+        return "its record is not the one planted"
+    if mark.op == "corrupt" and job.state != "quarantined":
+        return "not in the quarantine"
+    where = ("quarantine",) if mark.op == "corrupt" else (mark.status,)
+    if sets is not None and sets != where:
+        return f"in {list(sets)}, not in {list(where)}"
+    return None
+
+
+def _end_problem(
+    mark: Record, job: FinalJob | None, runs: int, sets: tuple[str, ...] | None
+) -> str | None:
+    """What is wrong with the end of a job ``mark`` marked; None when it ended as it must."""
+    if mark.op == "poison":
+        found = _dead_with(job, 1, "payload could not be decoded: ", mark.detail)
+        return found or (f"its handler began {runs} time(s)" if runs else None)
+    if mark.op == "unencodable":
+        found = _dead_with(job, 1, "result could not be encoded: ", mark.detail)
+        return found or (None if runs else "its handler never began")
+    if mark.op == "overrun":
+        return _overrun_end(job, runs)
+    return _set_aside_end(mark, job, sets)
+
+
+def misplaced(placement: Mapping[str, tuple[str, ...]], stored_ids: Iterable[str]) -> list[str]:
+    """Jobs with a record in no set or in several, and set members without a record."""
+    stored = set(stored_ids)
+    found = []
+    for job_id in sorted(stored | set(placement)):
+        sets = placement.get(job_id, ())
+        if job_id in stored and len(sets) != 1:
+            found.append(f"{job_id} in {list(sets)}")
+        elif job_id not in stored and sets:
+            found.append(f"{job_id} in {list(sets)} without a record")
+    return found
+
+
+def rates_around(
+    records: Sequence[Record], split: float, ids: set[str]
+) -> tuple[float, float] | None:
+    """Accepted completions per second of ``ids`` before ``split`` (from the first claim of one
+    of them) and after it (to the last completion); None when either part has fewer than 5."""
+    start = min(
+        (r.t for r in records if r.kind == "ok" and r.op == "claim" and r.job_id in ids),
+        default=None,
+    )
+    done = sorted(
+        r.t
+        for r in records
+        if r.kind == "ok" and r.op == "complete" and r.status == "ok" and r.job_id in ids
+    )
+    before = [t for t in done if t < split]
+    after = [t for t in done if t >= split]
+    if start is None or len(before) < 5 or len(after) < 5 or not start < split < after[-1]:
+        return None
+    return len(before) / (split - start), len(after) / (after[-1] - split)
+
+
+def _first_claim(records: Sequence[Record], ids: set[str]) -> float | None:
+    """When the first of ``ids`` was first handed to a worker."""
+    return next(
+        (r.t for r in records if r.kind == "ok" and r.op == "claim" and r.job_id in ids), None
+    )
+
+
+def _check_marks(
+    report: Report,
+    records: Sequence[Record],
+    final: Mapping[str, FinalJob | None],
+    placement: Mapping[str, tuple[str, ...]] | None,
+    runs: Counter[str],
+) -> None:
+    """The marked jobs' figures: how many of each, the wrong ends, the rates."""
+    marked = marks(records)
+    report.marked = dict(Counter(mark.op for mark in marked.values()))
+    for job_id, mark in sorted(marked.items()):
+        sets = None if placement is None else placement.get(job_id, ())
+        problem = _end_problem(mark, final.get(job_id), runs[job_id], sets)
+        if problem:
+            report.wrong_end.append(f"{job_id}: {problem}")
+    met = {job_id for job_id, mark in marked.items() if mark.op in MET_ON_CLAIM}
+    split = _first_claim(records, met) if met else None
+    if split is not None:
+        others = _ids(records, "ok", "enqueue") - set(marked)
+        report.rates = rates_around(records, split, others)
+
+
 def check(
     name: str,
     records: Sequence[Record],
     final: Mapping[str, FinalJob | None],
     stored_ids: Iterable[str],
     bound_ms: float | None = None,
+    placement: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Report:
     """The report of one run.
 
@@ -253,23 +427,42 @@ def check(
             such job).
         stored_ids: every job id Redis holds for the queue at the end.
         bound_ms: the recovery bound (lease + reaper interval).
+        placement: which of :data:`SETS` hold each job id (stored, or a member of one of
+            them), read at the end; None: not checked.
     """
     report = Report(name, bound_ms=bound_ms)
+    stored_ids = set(stored_ids)
     report.operations = len({(r.process, r.call) for r in records if r.kind == "invoke"})
     report.unknown = len({(r.process, r.call) for r in records if r.kind == "unknown"})
     report.faults = sum(1 for r in records if r.kind == "fault" and r.op != "start")
     asked, acknowledged, refused = _enqueue_outcomes(records)
+    marked = set(marks(records))
     report.jobs = len(acknowledged)
-    for job_id in sorted(acknowledged):
+    for job_id in sorted(acknowledged - marked):
         job = final.get(job_id)
         if job is None or job.state != "completed":
             report.lost.append(job_id)
-    touched = (
-        set(stored_ids) | _ids(records, "effect_start", "effect") | _ids(records, "ok", "claim")
-    )
+    touched = stored_ids | _ids(records, "effect_start", "effect") | _ids(records, "ok", "claim")
     report.unexpected = sorted((touched - asked) | (touched & refused))
     runs = Counter(r.job_id for r in records if r.kind == "effect_start" and r.job_id)
     report.duplicates = sum(n - 1 for n in runs.values())
+    _count_completions(report, records, final, marked)
+    report.hidden_leases = _hidden_leases(records, final)
+    report.recoveries = recoveries(records, final)
+    _check_marks(report, records, final, placement, runs)
+    if placement is not None:
+        report.misplaced = misplaced(placement, stored_ids)
+    return report
+
+
+def _count_completions(
+    report: Report,
+    records: Sequence[Record],
+    final: Mapping[str, FinalJob | None],
+    marked: set[str],
+) -> None:
+    """Accepted completions per job, stale ones refused, dead-letterings before max attempts
+    (of unmarked jobs: a marked one is checked against its mark)."""
     accepted = _accepted_tokens(records)
     for job_id, job in final.items():
         tokens = set(accepted.get(job_id, set()))
@@ -278,11 +471,10 @@ def check(
         report.max_accepted = max(report.max_accepted, len(tokens))
         if len(tokens) > 1:
             report.over_accepted.append(job_id)
-        if job is not None and job.state == "dead" and job.attempt < job.max_attempts:
+        if job is None or job_id in marked:
+            continue
+        if job.state == "dead" and job.attempt < job.max_attempts:
             report.early_dead.append(job_id)
     report.stale_refused = sum(
         1 for r in records if r.kind == "ok" and r.op == "complete" and r.status == "lease_lost"
     )
-    report.hidden_leases = _hidden_leases(records, final)
-    report.recoveries = recoveries(records, final)
-    return report

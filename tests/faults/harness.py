@@ -25,11 +25,11 @@ from typing import Any
 
 import redis
 
-from scheduler import JobNotFound, JobOptions, Queue, State
+from scheduler import JobInfo, JobNotFound, JobOptions, Queue, RecordUnreadable, State
 from scheduler.connection import TRANSIENT_ERRORS
 from scheduler.worker import Worker
-from tests.faults.checker import FinalJob, Report, check
-from tests.faults.history import HistoryWriter, read_history
+from tests.faults.checker import SETS, FinalJob, Report, check
+from tests.faults.history import HistoryWriter, Record, parse_lines, read_history
 from tests.faults.recorder import RecordingHandler, RecordingQueue
 from tests.worker_threads import workers_in_threads
 
@@ -93,28 +93,69 @@ def recording_queue(client: redis.Redis, writer: HistoryWriter, process: str) ->
     return RecordingQueue(client, QUEUE, history=writer, process=process)
 
 
-def read_final(queue: Queue, ids: set[str]) -> tuple[dict[str, FinalJob | None], set[str]]:
-    """Each id's state in Redis, and every job id Redis holds for the queue (the fields of its
-    ``meta`` hash, which holds one record per job)."""
-    keys = queue.client.hkeys(queue.ops.keys.key("meta"))
-    stored = {key.decode() if isinstance(key, bytes) else str(key) for key in keys}
+SNAPSHOT_LUA = """#!lua flags=no-writes
+local found = {redis.call("HKEYS", KEYS[1])}
+for i = 2, #KEYS do found[i] = redis.call("ZRANGE", KEYS[i], 0, -1) end
+return found
+"""
+"""The ids in the ``meta`` hash (KEYS[1]) and the members of each ZSET (the other KEYS), read at
+one instant; read-only, so it runs on a full server too (a MULTI would be refused there)."""
+
+
+def read_placement(queue: Queue) -> tuple[set[str], dict[str, tuple[str, ...]]]:
+    """Every job id Redis holds a record of for the queue (the fields of its ``meta`` hash), and
+    which of the sets (:data:`~tests.faults.checker.SETS`) hold each id that is in one."""
+    keys = [queue.ops.keys.key(part) for part in ("meta", *SETS)]
+    meta, *members = queue.client.eval(SNAPSHOT_LUA, len(keys), *keys)
+    placement: dict[str, list[str]] = {}
+    for part, ids in zip(SETS, members, strict=True):
+        for job_id in ids:
+            placement.setdefault(job_id.decode(), []).append(part)
+    return {key.decode() for key in meta}, {k: tuple(v) for k, v in placement.items()}
+
+
+def final_job(info: JobInfo) -> FinalJob:
+    """What the checker needs of a job's end."""
+    return FinalJob(
+        info.state.value,
+        info.attempt,
+        info.max_attempts,
+        info.token,
+        error=info.error,
+        outcome=info.outcome.value,
+    )
+
+
+def unreadable_job(exc: RecordUnreadable) -> FinalJob:
+    """A job whose record the scripts cannot read: ``quarantined`` or ``unreadable``."""
+    record = exc.record
+    state = "quarantined" if record.quarantined_ms is not None else "unreadable"
+    return FinalJob(state, 0, 0, "", unreadable=record.reason.value, record=record.record)
+
+
+def read_final(
+    queue: Queue, ids: set[str]
+) -> tuple[dict[str, FinalJob | None], set[str], dict[str, tuple[str, ...]]]:
+    """Each id's state in Redis, every job id Redis holds for the queue, and which sets hold
+    each (:func:`read_placement`)."""
+    stored, placement = read_placement(queue)
     final: dict[str, FinalJob | None] = {}
-    for job_id in ids | stored:
+    for job_id in ids | stored | set(placement):
         try:
-            info = queue.inspect(job_id)
+            final[job_id] = final_job(queue.inspect(job_id))
         except JobNotFound:
             final[job_id] = None
-            continue
-        final[job_id] = FinalJob(info.state.value, info.attempt, info.max_attempts, info.token)
-    return final, stored
+        except RecordUnreadable as exc:
+            final[job_id] = unreadable_job(exc)
+    return final, stored, placement
 
 
 def finish(name: str, folder: Path, queue: Queue, bound_ms: float | None) -> Report:
     """Read the history and Redis, and check them."""
     records = read_history(folder)
     asked = {r.job_id for r in records if r.job_id}
-    final, stored = read_final(queue, asked)
-    return check(name, records, final, stored, bound_ms)
+    final, stored, placement = read_final(queue, asked)
+    return check(name, records, final, stored, bound_ms, placement)
 
 
 def completed_count(queue: Queue) -> int:
@@ -251,6 +292,19 @@ def spawn_agent(url: str, folder: Path, name: str, *args: str) -> subprocess.Pop
     return subprocess.Popen(
         command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+
+
+def agent_records(folder: Path, name: str) -> list[Record]:
+    """The records agent ``name`` wrote so far (its own file only: cheap to poll)."""
+    records: list[Record] = []
+    for path in sorted(folder.glob(f"{name}-*.jsonl")):
+        records += parse_lines(path.read_text().splitlines())
+    return records
+
+
+def claiming(folder: Path, name: str) -> bool:
+    """True once agent ``name`` has asked for work (its worker is up)."""
+    return any(r.kind == "invoke" and r.op == "claim" for r in agent_records(folder, name))
 
 
 def end_process(process: subprocess.Popen[bytes]) -> None:

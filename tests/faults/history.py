@@ -20,7 +20,10 @@ A record (:class:`Record`) is flat:
   a claim's invoke has none, its ``ok`` one per job leased);
 * ``status``: the item's outcome (``ok``, ``duplicate``, ``lease_lost``, ``created``,
   ``exists``, ``retry``, ``dead``, ``lost``, ``empty``); ``error``: the error's type and text;
-* ``target``: for a fault, the participant it hit.
+* ``target``: for a fault, the participant it hit;
+* ``detail``: for a fault that marks a job (``poison``, ``unencodable``, ``overrun``,
+  ``corrupt``, ``newer``: the job must end otherwise than completed), what its end must show:
+  a text its last error must contain, or the record bytes planted, in hex.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Record:
     status: str | None = None
     error: str | None = None
     target: str | None = None
+    detail: str | None = None
 
     def to_json(self) -> str:
         """The record as one JSON line (without the newline), empty fields left out."""

@@ -7,6 +7,11 @@ record first and then ``ok`` (with each item's status), ``fail`` (a definite ref
 failures and hand-backs without knowing it. :class:`RecordingHandler` records the side effect
 of each job (``effect_start`` and ``effect_end`` with the lease token).
 
+A job's payload may ask the handler for something else than a plain side effect: a map
+``{"effect_s": S}`` makes the side effect last ``S`` seconds (it never looks at the job's cancel
+flag: a job that outlives a worker's grace period), ``{"returns": KIND}`` makes the handler
+return a value of a kind msgpack cannot encode (:data:`UNENCODABLE`).
+
 A ``hook(point)`` callable, when given, is called at fixed points (``before_ack`` and
 ``after_ack`` around a completion; ``before_effect``, ``during_effect`` and ``after_effect``
 in the handler): the fault tests use it to kill the process exactly there.
@@ -14,9 +19,12 @@ in the handler): the fault tests use it to kill the process exactly there.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -49,6 +57,23 @@ Items = Sequence[tuple[str | None, str | None]]
 
 def _no_hook(point: str) -> None:
     """The default hook: do nothing."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """A dataclass: a result msgpack cannot encode."""
+
+    x: int
+    y: int
+
+
+UNENCODABLE: dict[str, tuple[Callable[[], Any], str]] = {
+    "set": (lambda: {1, 2}, "(a set)"),
+    "datetime": (lambda: datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC), "(a datetime)"),
+    "decimal": (lambda: decimal.Decimal("1.10"), "(a Decimal)"),
+    "dataclass": (lambda: Point(1, 2), "(a Point)"),
+}
+"""Results msgpack cannot encode, by kind: how to make one, and how the error names it."""
 
 
 class RecordingQueue(Queue):
@@ -158,6 +183,18 @@ class RecordingQueue(Queue):
             self._ok("heartbeat", call, job.id, job.token, "lost" if job.id in lost else "ok")
         return beat
 
+    def enqueue_raw(self, payload: bytes, *, id: str, options: JobOptions | None = None) -> bool:
+        """Enqueue one job with ``payload`` bytes as they are, past the client's own checks (as
+        a producer in another language, or with a larger size cap, would), recorded as any
+        enqueue. True if created."""
+        one = self.ops.enqueue("placeholder", id=id, options=options)
+        args = list(one.args)
+        args[-2] = payload  # each job is (id, payload, option set): the one payload
+        with self._recorded("enqueue", [(id, None)]) as call:
+            done = one.parse(self._scripts["enqueue"](keys=one.keys, args=args))
+        self._ok("enqueue", call, id, None, "created" if done.created else "exists")
+        return done.created
+
     def release(self, leases: Sequence[Any], **kwargs: Any) -> list[ItemStatus]:
         """Hand leases back, recorded with each item's status."""
         with self._recorded("release", [(job.id, job.token) for job in leases]) as call:
@@ -176,7 +213,8 @@ class RecordingQueue(Queue):
 
 class RecordingHandler:
     """A job handler whose side effect is a pause of ``effect_s``, recorded as
-    ``effect_start`` and ``effect_end`` with the job's id and lease token."""
+    ``effect_start`` and ``effect_end`` with the job's id and lease token; it returns the
+    payload, unless the payload asks otherwise (see the module docstring)."""
 
     def __init__(
         self, history: HistoryWriter, process: str, effect_s: float, hook: Hook = _no_hook
@@ -192,7 +230,11 @@ class RecordingHandler:
         self.hook("before_effect")
         self.history.write(self.process, "effect_start", "effect", job_id=job.id, token=job.token)
         self.hook("during_effect")
-        self._pause.wait(self.effect_s)
+        asks = job.payload if isinstance(job.payload, dict) else {}
+        self._pause.wait(asks.get("effect_s", self.effect_s))  # the cancel flag is not looked at
         self.history.write(self.process, "effect_end", "effect", job_id=job.id, token=job.token)
         self.hook("after_effect")
+        if "returns" in asks:
+            make, _ = UNENCODABLE[asks["returns"]]
+            return make()
         return job.payload

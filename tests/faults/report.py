@@ -6,7 +6,8 @@ are tested":
     .venv/bin/python -m tests.faults.report --only kill --size 600
 
 Each scenario starts its own ``redis-server`` on a free loopback port (and worker processes for
-the kill and stop faults) and stops them when done. Exits 1 if any run broke a guarantee.
+the kill, stop, poison, unencodable and sigterm faults) and stops them when done. Exits 1 if any
+run broke a guarantee.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from tests.faults import (
     test_killed_worker,
     test_lost_replies,
     test_memory_pressure,
+    test_poison_payloads,
     test_redis_restart,
+    test_restart_loop,
     test_stopped_worker,
+    test_unencodable_results,
+    test_unreadable_records,
 )
 from tests.faults.harness import Outcome
 
@@ -34,6 +39,10 @@ SCENARIOS: dict[str, ModuleType] = {
     "proxy": test_lost_replies,
     "freeze": test_frozen_server,
     "memory": test_memory_pressure,
+    "poison": test_poison_payloads,
+    "unencodable": test_unencodable_results,
+    "sigterm": test_restart_loop,
+    "unreadable": test_unreadable_records,
 }
 """Each fault's short name and the test module holding its scenario and sizes."""
 
