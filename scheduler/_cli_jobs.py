@@ -207,11 +207,17 @@ def format_job(info: JobInfo) -> str:
     return "\n".join(lines)
 
 
+def quarantined_when(record: UnreadableRecord) -> str:
+    """When the record was quarantined, as ``_when`` shows a time ("-": it was not)."""
+    if record.quarantined_ms is None:
+        return "-"
+    return _when(record.quarantined_ms, record.now_ms)
+
+
 def format_unreadable(record: UnreadableRecord) -> str:
     """What is stored for a record this version cannot read, one ``name: value`` a line."""
     why = {"newer": "written by a newer version: left untouched for it", "corrupt": "corrupt"}
-    quarantined = "-" if record.quarantined_ms is None else _when(record.quarantined_ms,
-                                                                  record.now_ms)  # fmt: skip
+    quarantined = quarantined_when(record)
     rows = [
         ("id", record.id),
         ("state", f"unreadable by this version ({why[record.reason.value]})"),
@@ -326,8 +332,7 @@ def run_quarantine_list(args: argparse.Namespace) -> int:
     print(f"{len(records)} quarantined record(s) on {args.queue}")
     for record in records:
         if isinstance(record, UnreadableRecord):
-            when = "-" if record.quarantined_ms is None else _when(record.quarantined_ms,
-                                                                   record.now_ms)  # fmt: skip
+            when = quarantined_when(record)
             print(f"{record.id}  {len(record.record)} bytes  {when}  {record.note or ''}")
         else:
             print(f"{record.id}  readable now ({record.state.value})")

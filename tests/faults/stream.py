@@ -19,6 +19,7 @@ from scheduler._local_redis import LocalRedis
 from tests.faults.checker import Report, marks
 from tests.faults.harness import (
     QUEUE,
+    Outcome,
     claiming,
     client_for,
     end_process,
@@ -133,3 +134,18 @@ def run_stream(name: str, stream: list[StreamJob], *, max_payload_bytes: int) ->
         who = failed_by(folder)
         client.close()
     return StreamRun(report, alive, who)
+
+
+def check_marked_stream(outcome: Outcome, mark: str) -> None:
+    """What a run of :func:`run_stream` with jobs marked ``mark`` must show: nothing lost or
+    unexpected, each marked job ended as its mark says (the checker's ``marked`` count), no job
+    run twice, every worker process still up, and the good jobs completed after the first
+    marked one at half their rate before it, at least (a figure from the history's times)."""
+    report = outcome.report
+    assert report.problems() == [], report.problems()
+    assert report.marked == {mark: outcome.figures[mark]}
+    assert report.max_accepted == 1 and report.duplicates == 0
+    assert outcome.figures["alive"] == len(AGENTS), f"a worker process died on a {mark} job"
+    assert report.rates is not None, f"too few completions on either side of the first {mark} job"
+    before, after = report.rates
+    assert after >= 0.5 * before, outcome.notes

@@ -21,7 +21,7 @@ import msgpack
 import pytest
 
 from tests.faults.harness import SLOW, Outcome
-from tests.faults.stream import AGENTS, StreamJob, run_stream
+from tests.faults.stream import StreamJob, check_marked_stream, run_stream
 
 WORKER_MAX_BYTES = 1024
 """The workers' size cap for a payload (the producer's is the default, 1 MiB)."""
@@ -66,16 +66,8 @@ def scenario(size: int) -> Outcome:
 
 
 def check_outcome(outcome: Outcome) -> None:
-    """Nothing lost or unexpected, every poison job dead at once without running, the agents
-    up, and the good jobs completed after the first poison at half their rate before, at least."""
-    report = outcome.report
-    assert report.problems() == [], report.problems()
-    assert report.marked == {"poison": outcome.figures["poison"]}
-    assert report.max_accepted == 1 and report.duplicates == 0
-    assert outcome.figures["alive"] == len(AGENTS), "a worker process died on a poison job"
-    assert report.rates is not None, "too few completions on either side of the first poison"
-    before, after = report.rates
-    assert after >= 0.5 * before, outcome.notes
+    """See :func:`tests.faults.stream.check_marked_stream`."""
+    check_marked_stream(outcome, "poison")
 
 
 def test_poison_payloads_fail_alone_and_the_workers_go_on() -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from tests.faults.harness import SLOW, Outcome
 from tests.faults.recorder import UNENCODABLE
-from tests.faults.stream import AGENTS, StreamJob, run_stream
+from tests.faults.stream import StreamJob, check_marked_stream, run_stream
 
 KINDS = tuple(UNENCODABLE)
 EVERY = 10
@@ -57,16 +57,8 @@ def scenario(size: int) -> Outcome:
 
 
 def check_outcome(outcome: Outcome) -> None:
-    """Nothing lost or unexpected, each unencodable result's job dead at attempt 1 with the
-    type named, the agents up, the other jobs at half their rate at least."""
-    report = outcome.report
-    assert report.problems() == [], report.problems()
-    assert report.marked == {"unencodable": outcome.figures["unencodable"]}
-    assert report.max_accepted == 1 and report.duplicates == 0
-    assert outcome.figures["alive"] == len(AGENTS), "a worker process died on a result"
-    assert report.rates is not None, "too few completions on either side of the first one"
-    before, after = report.rates
-    assert after >= 0.5 * before, outcome.notes
+    """See :func:`tests.faults.stream.check_marked_stream`."""
+    check_marked_stream(outcome, "unencodable")
 
 
 def test_unencodable_results_fail_alone_and_the_workers_go_on() -> None:
